@@ -1,0 +1,1 @@
+"""Model profiles: each owns its spec builder, command line and output conventions."""

@@ -1,0 +1,76 @@
+"""Cosmos Transfer1: the controlnet spec JSON, the torchrun command line, output names and
+failure signals (reference/cosmos-transfer.md §3, §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cosmos_driver.batch import Job
+
+SCRIPT = "cosmos_transfer1/diffusion/inference/transfer.py"
+OUTPUT_NAME = "output"
+GUARDRAIL_MARKERS = ("GUARDRAIL BLOCKED", "Guardrail blocked")
+
+
+@dataclass(frozen=True)
+class ContainerPaths:
+    """Mount points inside the container; the cosmos_job role mounts the host folders there."""
+
+    run: str = "/cosmos/run"
+    inputs: str = "/cosmos/inputs"
+    checkpoints: str = "/cosmos/checkpoints"
+
+    @property
+    def outputs(self) -> str:
+        return f"{self.run}/outputs"
+
+    @property
+    def spec(self) -> str:
+        return f"{self.run}/spec.json"
+
+
+def build_spec(job: Job, input_names: dict[str, str], paths: ContainerPaths) -> dict[str, Any]:
+    """The spec JSON: every parameter the job set, at top level, so none is dropped.
+
+    A top-level scalar in the spec overrides the CLI default (the command line below never
+    names these keys), and each control becomes a hint with its weight and, when the batch
+    gave one, its input video; Cosmos generates the others from the color video."""
+    spec: dict[str, Any] = {
+        "prompt": job.prompt,
+        "input_video_path": f"{paths.inputs}/{input_names['color']}",
+        **job.sampling,
+    }
+    for control, weight in job.controls.items():
+        hint: dict[str, Any] = {"control_weight": weight}
+        if control in input_names:
+            hint["input_control"] = f"{paths.inputs}/{input_names[control]}"
+        spec[control] = hint
+    return spec
+
+
+def command(job: Job, paths: ContainerPaths) -> list[str]:
+    """torchrun with one process per GPU of the job; --num_gpus must equal nproc."""
+    return [
+        "torchrun",
+        f"--nproc_per_node={job.gpus}",
+        "--nnodes=1",
+        "--node_rank=0",
+        SCRIPT,
+        "--checkpoint_dir",
+        paths.checkpoints,
+        "--controlnet_specs",
+        paths.spec,
+        "--video_save_folder",
+        paths.outputs,
+        "--video_save_name",
+        OUTPUT_NAME,
+        "--num_gpus",
+        str(job.gpus),
+        "--offload_text_encoder_model",
+        "--offload_guardrail_models",
+    ]
+
+
+def guardrail_blocked(log_lines: list[str]) -> bool:
+    return any(marker in line for line in log_lines for marker in GUARDRAIL_MARKERS)

@@ -1,0 +1,125 @@
+"""Run and batch records: the states of a job's life, failure reasons and their JSON form."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class RunState(StrEnum):
+    """States of DESIGN.md's lifecycle; the last three are terminal."""
+
+    PENDING = "pending"
+    STAGING = "staging"
+    RUNNING = "running"
+    COLLECTING = "collecting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
+
+
+class FailureReason(StrEnum):
+    """The fixed set of reasons a run can fail for."""
+
+    INVALID_INPUT = "invalid_input"
+    HOST_UNREACHABLE = "host_unreachable"
+    PLAYBOOK_FAILED = "playbook_failed"
+    CONTAINER_EXIT = "container_exit"
+    OUTPUT_MISSING = "output_missing"
+    GUARDRAIL_BLOCKED = "guardrail_blocked"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+
+
+def utc_now() -> str:
+    """An ISO-8601 UTC timestamp with seconds precision, as stored in records."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Transition:
+    state: RunState
+    at: str
+
+
+@dataclass
+class Failure:
+    reason: FailureReason
+    detail: str
+    log_tail: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunRecord:
+    """Everything known about one run of one job; persisted as runs/<run_id>/run.json."""
+
+    run_id: str
+    batch_id: str
+    job_name: str
+    host: str | None = None
+    state: RunState = RunState.PENDING
+    history: list[Transition] = field(default_factory=list)
+    failure: Failure | None = None
+    container_id: str | None = None
+    exit_code: int | None = None
+    outputs: list[str] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+    def move_to(self, state: RunState) -> None:
+        """Enter a new state and stamp the transition."""
+        self.state = state
+        self.history.append(Transition(state, utc_now()))
+
+    def fail(self, reason: FailureReason, detail: str, log_tail: list[str] | None = None) -> None:
+        """End the run as failed (or cancelled, for that reason) with why and the log tail."""
+        self.failure = Failure(reason, detail, log_tail or [])
+        ended = RunState.CANCELLED if reason is FailureReason.CANCELLED else RunState.FAILED
+        self.move_to(ended)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        data = dict(data)
+        data["state"] = RunState(data["state"])
+        data["history"] = [
+            Transition(RunState(t["state"]), t["at"]) for t in data.get("history", [])
+        ]
+        failure = data.get("failure")
+        if failure:
+            data["failure"] = Failure(
+                FailureReason(failure["reason"]), failure["detail"], failure.get("log_tail", [])
+            )
+        return cls(**data)
+
+
+@dataclass
+class BatchRecord:
+    """A batch as submitted: where it came from and which runs it has."""
+
+    batch_id: str
+    name: str
+    source: str
+    run_ids: list[str]
+    created_at: str = field(default_factory=utc_now)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BatchRecord:
+        return cls(**data)

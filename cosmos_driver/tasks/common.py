@@ -1,0 +1,79 @@
+"""What every task shares: option resolution, one-line errors, the console."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from invoke.exceptions import Exit
+from rich.console import Console
+
+from cosmos_driver.errors import ConfigurationError, CosmosError
+from cosmos_driver.lab.paths import LabPaths
+from cosmos_driver.store import RunStore
+
+console = Console(stderr=False, highlight=False, soft_wrap=True)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+INVENTORY_HELP = "inventory file (default: $COSMOS_INVENTORY, else the lab's inventory)"
+STATE_DIR_HELP = "state directory of run records (default: $COSMOS_STATE_DIR, else .cosmos)"
+JSON_HELP = "print JSON for scripts instead of a table"
+
+
+def debugging() -> bool:
+    """`invoke --debug` / `cosmos --debug` turn on DEBUG logging; we follow it."""
+    return logging.getLogger().isEnabledFor(logging.DEBUG) or bool(os.environ.get("COSMOS_DEBUG"))
+
+
+def cli_errors(task_function: F) -> F:
+    """Print a CosmosError as one clear line (traceback only with --debug) and exit non-zero."""
+
+    @functools.wraps(task_function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _configure_logging()
+        try:
+            return task_function(*args, **kwargs)
+        except CosmosError as exc:
+            if debugging():
+                errors.print_exception()
+            for line in str(exc).splitlines() or [type(exc).__name__]:
+                errors.print(f"[bold red]error:[/] {line}", markup=True, highlight=False)
+            raise Exit(code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            errors.print("interrupted")
+            raise Exit(code=130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _configure_logging() -> None:
+    if debugging():
+        return
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("cosmos_driver").setLevel(logging.INFO)
+
+
+def resolve_inventory(inventory: str | None) -> Path:
+    """--inventory, else $COSMOS_INVENTORY, else the running lab's inventory."""
+    chosen = inventory or os.environ.get("COSMOS_INVENTORY")
+    path = Path(chosen) if chosen else LabPaths.from_env().inventory
+    if not path.exists():
+        hint = "" if chosen else " (no lab inventory: run `invoke lab.up` or pass --inventory)"
+        raise ConfigurationError(f"inventory {path} does not exist{hint}")
+    return path
+
+
+def state_store(state_dir: str | None) -> RunStore:
+    return RunStore(Path(state_dir or os.environ.get("COSMOS_STATE_DIR") or ".cosmos"))
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

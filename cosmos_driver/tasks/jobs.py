@@ -1,0 +1,93 @@
+"""infer and demo: run a batch file on the inventory's hosts and say what happened."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import task
+from rich.table import Table
+
+from cosmos_driver.ansible_adapter import AnsibleAdapter, inventory_hosts
+from cosmos_driver.batch import load_batch
+from cosmos_driver.batch_runner import BatchResult, run_batch
+from cosmos_driver.content import content_root
+from cosmos_driver.errors import ExecutionError
+from cosmos_driver.lab import lab as lab_control
+from cosmos_driver.lab.paths import LabPaths
+from cosmos_driver.records import RunRecord
+from cosmos_driver.store import RunStore
+from cosmos_driver.tasks.common import (
+    INVENTORY_HELP,
+    JSON_HELP,
+    STATE_DIR_HELP,
+    cli_errors,
+    console,
+    print_json,
+    resolve_inventory,
+    state_store,
+)
+
+
+def _infer(batch_file: str, inventory: Path, store: RunStore) -> BatchResult:
+    batch = load_batch(Path(batch_file))
+    adapter = AnsibleAdapter(inventory, store.root / "tmp")
+    hosts = list(inventory_hosts(inventory))
+    console.print(f"batch {batch.batch_id}: {len(batch.jobs)} job(s) on {', '.join(hosts)}")
+    return run_batch(batch, adapter, store, hosts)
+
+
+def _summary(result: BatchResult, store: RunStore, as_json: bool) -> None:
+    if as_json:
+        print_json({"batch_id": result.batch_id, "skipped": result.skipped,
+                    "runs": [r.to_json() for r in result.records]})
+        return
+    table = Table("run", "state", "why", "outputs and logs")
+    for record in result.records:
+        table.add_row(record.run_id, _state_text(record), _why(record),
+                      str(store.run_dir(record.run_id)))
+    console.print(table)
+    if result.skipped:
+        console.print(f"{len(result.skipped)} run(s) had already succeeded and were skipped")
+
+
+def _state_text(record: RunRecord) -> str:
+    colour = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(record.state, "")
+    return f"[{colour}]{record.state}[/]" if colour else str(record.state)
+
+
+def _why(record: RunRecord) -> str:
+    return f"{record.failure.reason}: {record.failure.detail}" if record.failure else ""
+
+
+def _finish(result: BatchResult) -> None:
+    if not result.ok:
+        failed = sum(1 for r in result.records if not r.state == "succeeded")
+        raise ExecutionError(f"{failed} of {len(result.records)} run(s) did not succeed")
+
+
+@task(
+    help={
+        "batch": "batch file (YAML; see docs/batch-file.md)",
+        "inventory": INVENTORY_HELP,
+        "state_dir": STATE_DIR_HELP,
+        "json": JSON_HELP,
+    }
+)
+@cli_errors
+def infer(c, batch, inventory=None, state_dir=None, json=False):
+    """Run a batch of Cosmos jobs; re-running the same file skips the runs that succeeded."""
+    store = state_store(state_dir)
+    result = _infer(batch, resolve_inventory(inventory), store)
+    _summary(result, store, json)
+    _finish(result)
+
+
+@task(help={"state_dir": STATE_DIR_HELP, "json": JSON_HELP})
+@cli_errors
+def demo(c, state_dir=None, json=False):
+    """Start the lab, run examples/demo.yaml on it, and say where the outputs are."""
+    inventory = lab_control.up(LabPaths.from_env())
+    store = state_store(state_dir)
+    result = _infer(str(content_root() / "examples" / "demo.yaml"), inventory, store)
+    _summary(result, store, json)
+    _finish(result)

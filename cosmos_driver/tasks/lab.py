@@ -1,0 +1,53 @@
+"""lab.up, lab.down, lab.status: the local lab host (real sshd and dockerd on this machine)."""
+
+from __future__ import annotations
+
+from invoke import task
+from rich.table import Table
+
+from cosmos_driver.lab import lab as lab_control
+from cosmos_driver.lab.paths import LabPaths
+from cosmos_driver.tasks.common import JSON_HELP, cli_errors, console, print_json
+
+LAB_DIR_HELP = "lab folder (default: $COSMOS_LAB_DIR, else /var/tmp/cosmos-lab)"
+
+
+@task(
+    help={
+        "hosts": "number of lab hosts, each its own sshd and remote folder (default 1)",
+        "gpus": "simulated GPU slots per host (default 1)",
+        "lab_dir": LAB_DIR_HELP,
+    }
+)
+@cli_errors
+def up(c, hosts=1, gpus=1, lab_dir=None):
+    """Start the lab: sshd on 127.0.0.1, dockerd, the simulator image; print the inventory."""
+    inventory = lab_control.up(LabPaths.from_env(lab_dir), int(hosts), int(gpus))
+    console.print(f"lab is up; inventory: {inventory}")
+
+
+@task(help={"lab_dir": LAB_DIR_HELP})
+@cli_errors
+def down(c, lab_dir=None):
+    """Stop every lab process and lift its mounts (keys and the image cache stay)."""
+    paths = LabPaths.from_env(lab_dir)
+    lab_control.down(paths)
+    console.print(f"lab in {paths.root} is down")
+
+
+@task(help={"lab_dir": LAB_DIR_HELP, "json": JSON_HELP})
+@cli_errors
+def status(c, lab_dir=None, json=False):
+    """Say what of the lab runs: each host's sshd, the engine, the inventory."""
+    report = lab_control.status(LabPaths.from_env(lab_dir))
+    if json:
+        print_json(report)
+        return
+    table = Table("host", "port", "sshd pid", "remote root", title=f"lab {report['lab_dir']}")
+    for host in report["hosts"]:
+        table.add_row(host["name"], str(host["port"]), str(host["sshd_pid"] or "stopped"),
+                      host["remote_root"])
+    console.print(table)
+    console.print(f"dockerd: {report['dockerd_pid'] or 'stopped'}  socket: {report['docker_socket']}")
+    console.print(f"inventory: {report['inventory']}")
+    console.print("lab is " + ("up" if report["running"] else "down"))
