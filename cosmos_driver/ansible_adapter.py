@@ -21,7 +21,6 @@ import ansible_runner
 from cosmos_driver.content import content_root
 from cosmos_driver.errors import ConfigurationError
 
-
 log = logging.getLogger(__name__)
 
 # Environment variables that hold secrets: blanked in the environment ansible-playbook gets,
@@ -96,14 +95,22 @@ class _EventCollector:
 
 
 def _failure_from(event_data: dict[str, Any], unreachable: bool) -> TaskFailure:
-    result = event_data.get("res") or {}
-    message = result.get("msg") or result.get("stderr") or "failed"
     return TaskFailure(
         host=event_data.get("host", "?"),
         task=event_data.get("task", "?"),
-        message=str(message).strip().splitlines()[-1] if str(message).strip() else "failed",
+        message=_failure_message(event_data.get("res") or {}),
         unreachable=unreachable,
     )
+
+
+def _failure_message(result: dict[str, Any]) -> str:
+    """The most telling line of a failed result; a loop's is in its first failed item."""
+    for item in result.get("results") or []:
+        if isinstance(item, dict) and (item.get("failed") or item.get("unreachable")):
+            return _failure_message(item)
+    text = str(result.get("msg") or result.get("stderr") or "failed").strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "failed"
 
 
 class AnsibleAdapter:
@@ -211,7 +218,9 @@ def inventory_hosts(inventory: Path) -> dict[str, dict[str, Any]]:
         quiet=True,
     )
     if not isinstance(out, dict):
-        raise ConfigurationError(f"{inventory}: not a readable inventory: {str(err).strip()[-300:]}")
+        raise ConfigurationError(
+            f"{inventory}: not a readable inventory: {str(err).strip()[-300:]}"
+        )
     hostvars = out.get("_meta", {}).get("hostvars", {})
     names = {h for group in out.values() if isinstance(group, dict) for h in group.get("hosts", [])}
     return {name: hostvars.get(name, {}) for name in sorted(names)}

@@ -123,14 +123,18 @@ class _Problems:
         where = f"{self.source}:{line}" if line else str(self.source)
         self.items.append(f"{where}: {label or path}: {message}")
 
-    def unknown_keys(self, mapping: dict[str, Any], allowed: tuple[str, ...] | list[str],
-                     path: str, label: str) -> None:
+    def unknown_keys(
+        self, mapping: dict[str, Any], allowed: tuple[str, ...] | list[str], path: str, label: str
+    ) -> None:
         for key in mapping:
             if key not in allowed:
                 hint = difflib.get_close_matches(str(key), allowed, n=1)
                 fix = f"did you mean '{hint[0]}'?" if hint else f"valid: {', '.join(allowed)}"
-                self.add(f"{path}.{key}" if path else str(key), f"unknown key; {fix}",
-                         f"{label}.{key}" if label else str(key))
+                self.add(
+                    f"{path}.{key}" if path else str(key),
+                    f"unknown key; {fix}",
+                    f"{label}.{key}" if label else str(key),
+                )
 
 
 def load_batch(path: Path) -> Batch:
@@ -192,8 +196,9 @@ def _job(index: int, raw: dict[str, Any], base: Path, problems: _Problems) -> Jo
         if message:
             problems.add(f"{path}.{key}", message, f"{label}.{key}")
     if "name" in raw and not _text(raw["name"]) and not JOB_NAME.match(raw["name"]):
-        problems.add(f"{path}.name", "use letters, digits, '.', '_' or '-' (64 at most)",
-                     f"{label}.name")
+        problems.add(
+            f"{path}.name", "use letters, digits, '.', '_' or '-' (64 at most)", f"{label}.name"
+        )
     inputs = _inputs(raw.get("inputs"), base, path, label, problems)
     controls = _controls(raw.get("controls"), inputs, path, label, problems)
     if len(problems.items) > before:
@@ -215,8 +220,9 @@ def _inputs(raw: Any, base: Path, path: str, label: str, problems: _Problems) ->
         return {}
     problems.unknown_keys(raw, MODALITIES, f"{path}.inputs", f"{label}.inputs")
     if "color" not in raw:
-        problems.add(f"{path}.inputs", "needs a 'color' video (the scene to transfer)",
-                     f"{label}.inputs")
+        problems.add(
+            f"{path}.inputs", "needs a 'color' video (the scene to transfer)", f"{label}.inputs"
+        )
     found = {}
     for modality, value in raw.items():
         where, name = f"{path}.inputs.{modality}", f"{label}.inputs.{modality}"
@@ -233,14 +239,18 @@ def _inputs(raw: Any, base: Path, path: str, label: str, problems: _Problems) ->
     return found
 
 
-def _controls(raw: Any, inputs: dict[str, Path], path: str, label: str,
-              problems: _Problems) -> dict[str, float]:
+def _controls(
+    raw: Any, inputs: dict[str, Path], path: str, label: str, problems: _Problems
+) -> dict[str, float]:
     if not isinstance(raw, dict):
         return {}
     problems.unknown_keys(raw, CONTROLS, f"{path}.controls", f"{label}.controls")
     if not raw:
-        problems.add(f"{path}.controls", f"give at least one of {', '.join(CONTROLS)} a weight",
-                     f"{label}.controls")
+        problems.add(
+            f"{path}.controls",
+            f"give at least one of {', '.join(CONTROLS)} a weight",
+            f"{label}.controls",
+        )
     weight = _number(0, 1)
     for key, value in raw.items():
         message = weight(value) if key in CONTROLS else None
@@ -248,7 +258,9 @@ def _controls(raw: Any, inputs: dict[str, Path], path: str, label: str,
             problems.add(f"{path}.controls.{key}", message, f"{label}.controls.{key}")
     for modality in inputs:
         if modality != "color" and modality not in raw:
-            problems.add(f"{path}.inputs.{modality}",
-                         f"a {modality} video needs a weight: add controls.{modality}: 0.5",
-                         f"{label}.inputs.{modality}")
+            problems.add(
+                f"{path}.inputs.{modality}",
+                f"a {modality} video needs a weight: add controls.{modality}: 0.5",
+                f"{label}.inputs.{modality}",
+            )
     return {k: float(v) for k, v in raw.items() if k in CONTROLS}

@@ -114,7 +114,9 @@ class JobLifecycle:
                 record.exit_code = int(outcome.data["exit_code"])
                 return Exit(finished=True, exit_code=record.exit_code)
 
-    def _phase(self, playbook: str, run: PreparedRun, wait: int = WAIT_PHASE_SECONDS) -> PlaybookOutcome:
+    def _phase(
+        self, playbook: str, run: PreparedRun, wait: int = WAIT_PHASE_SECONDS
+    ) -> PlaybookOutcome:
         call = PlaybookCall(playbook, limit=self.host, extravars=self._extravars(run, wait))
         return self.adapter.run(call, log_path=self.store.logs_dir(run.run_id) / "ansible.log")
 
@@ -139,7 +141,9 @@ class JobLifecycle:
             },
         }
 
-    def _record_collected(self, run: PreparedRun, record: RunRecord, collected: PlaybookOutcome) -> None:
+    def _record_collected(
+        self, run: PreparedRun, record: RunRecord, collected: PlaybookOutcome
+    ) -> None:
         run_dir = self.store.run_dir(run.run_id)
         record.outputs = sorted(
             str(p.relative_to(run_dir)) for p in self.store.outputs_dir(run.run_id).glob("*")
@@ -150,8 +154,9 @@ class JobLifecycle:
         if not collected.ok:
             log.warning("run %s: collect failed: %s", run.run_id, collected.summary())
 
-    def _judge(self, run: PreparedRun, record: RunRecord, problem: Verdict | None,
-               exit_: Exit | None) -> None:
+    def _judge(
+        self, run: PreparedRun, record: RunRecord, problem: Verdict | None, exit_: Exit | None
+    ) -> None:
         lines = self._log_lines(run.run_id)
         tail = lines[-LOG_TAIL_LINES:]
         verdict = problem or _exit_verdict(run, exit_, lines) or self._output_verdict(run)
@@ -185,7 +190,9 @@ class JobLifecycle:
 def _phase_problem(outcome: PlaybookOutcome) -> Verdict | None:
     if outcome.ok:
         return None
-    reason = FailureReason.HOST_UNREACHABLE if outcome.unreachable else FailureReason.PLAYBOOK_FAILED
+    reason = (
+        FailureReason.HOST_UNREACHABLE if outcome.unreachable else FailureReason.PLAYBOOK_FAILED
+    )
     return Verdict(reason, outcome.summary())
 
 
@@ -197,5 +204,7 @@ def _exit_verdict(run: PreparedRun, exit_: Exit | None, log_lines: list[str]) ->
     if exit_.exit_code == 0:
         return None
     if transfer1.guardrail_blocked(log_lines):
-        return Verdict(FailureReason.GUARDRAIL_BLOCKED, "the guardrail blocked this prompt or video")
+        return Verdict(
+            FailureReason.GUARDRAIL_BLOCKED, "the guardrail blocked this prompt or video"
+        )
     return Verdict(FailureReason.CONTAINER_EXIT, f"container exited with code {exit_.exit_code}")

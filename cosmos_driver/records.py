@@ -21,13 +21,6 @@ class RunState(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL_STATES
-
-
-TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
-
 
 class FailureReason(StrEnum):
     """The fixed set of reasons a run can fail for."""

@@ -95,7 +95,7 @@ container_id: {description: Full id of the container (run, wait), type: str, ret
 exists: {description: Whether the container or image exists, type: bool, returned: always}
 finished: {description: The container has exited (wait), type: bool, returned: wait}
 exit_code: {description: The container's exit code (wait), type: int, returned: when finished}
-oom_killed: {description: The kernel killed it for memory (wait), type: bool, returned: when finished}
+oom_killed: {description: Killed for memory (wait), type: bool, returned: when finished}
 containers: {description: Containers matching the labels (find), type: list, returned: find}
 image_labels: {description: Labels of the image (image_info), type: dict, returned: image_info}
 """
@@ -122,14 +122,19 @@ class Engine(object):
         env.update(self.env)
         try:
             proc = subprocess.run(
-                argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                universal_newlines=True, timeout=timeout,
+                argv,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                universal_newlines=True,
+                timeout=timeout,
             )
         except subprocess.TimeoutExpired:
             return None
         if check and proc.returncode != 0:
             self.module.fail_json(
-                msg="%s %s failed: %s" % (self.module.params["engine"], args[0], proc.stderr.strip()),
+                msg="%s %s failed: %s"
+                % (self.module.params["engine"], args[0], proc.stderr.strip()),
                 rc=proc.returncode,
             )
         return proc
@@ -187,7 +192,10 @@ def action_wait(module, engine):
     if proc is None or state is None or state["State"]["Status"] not in ("exited", "dead"):
         return dict(changed=False, exists=state is not None, finished=False)
     return dict(
-        changed=False, exists=True, finished=True, container_id=state["Id"],
+        changed=False,
+        exists=True,
+        finished=True,
+        container_id=state["Id"],
         exit_code=int(state["State"]["ExitCode"]),
         oom_killed=bool(state["State"].get("OOMKilled")),
     )
@@ -205,7 +213,9 @@ def action_logs(module, engine):
     env = dict(os.environ)
     env.update(engine.env)
     with os.fdopen(fd, "w") as out:
-        rc = subprocess.call([engine.cli, "logs", name], stdout=out, stderr=subprocess.STDOUT, env=env)
+        rc = subprocess.call(
+            [engine.cli, "logs", name], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
     if rc != 0:
         os.unlink(tmp)
         module.fail_json(msg="%s logs %s failed (rc %d)" % (module.params["engine"], name, rc))
@@ -238,8 +248,9 @@ def action_find(module, engine):
         argv += ["--filter", "label=%s=%s" % (key, value)]
     proc = engine.call(argv)
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-    containers = [dict(id=r.get("ID") or r.get("Id"), name=r.get("Names"), state=r.get("State"))
-                  for r in rows]
+    containers = [
+        dict(id=r.get("ID") or r.get("Id"), name=r.get("Names"), state=r.get("State")) for r in rows
+    ]
     return dict(changed=False, exists=bool(containers), containers=containers)
 
 
@@ -273,15 +284,25 @@ def action_build(module, engine):
 
 
 ACTIONS = dict(
-    run=action_run, wait=action_wait, logs=action_logs, stop=action_stop,
-    remove=action_remove, find=action_find, image_info=action_image_info,
+    run=action_run,
+    wait=action_wait,
+    logs=action_logs,
+    stop=action_stop,
+    remove=action_remove,
+    find=action_find,
+    image_info=action_image_info,
     build=action_build,
 )
 ACTIONS["import"] = action_import
 
 REQUIRED = dict(
-    run=["name", "image"], wait=["name"], logs=["name", "dest"], stop=["name"],
-    remove=["name"], image_info=["image"], build=["image", "context"],
+    run=["name", "image"],
+    wait=["name"],
+    logs=["name", "dest"],
+    stop=["name"],
+    remove=["name"],
+    image_info=["image"],
+    build=["image", "context"],
 )
 REQUIRED["import"] = ["image", "dest"]
 

@@ -68,13 +68,8 @@ def up(paths: LabPaths, hosts: int = 1, gpus: int = 1) -> Path:
 
 def down(paths: LabPaths) -> None:
     """Stop every lab process and lift every lab mount; keys and caches stay."""
-    config = LabConfig.load(paths)
-    for index in range(1, (config.hosts if config else 0) + 1):
-        sshd.stop_sshd(paths, index)
     for folder in sorted(paths.root.glob("host-*")):
-        pid = read_pid(folder / "sshd.pid")
-        if pid:
-            sshd.stop_pid(pid, f"sshd in {folder.name}")
+        sshd.stop_sshd(paths, int(folder.name.removeprefix("host-")))
     dockerd.stop_dockerd(paths)
 
 

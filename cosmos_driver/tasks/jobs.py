@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from invoke import task
@@ -27,24 +28,32 @@ from cosmos_driver.tasks.common import (
     state_store,
 )
 
+log = logging.getLogger(__name__)
+
 
 def _infer(batch_file: str, inventory: Path, store: RunStore) -> BatchResult:
     batch = load_batch(Path(batch_file))
     adapter = AnsibleAdapter(inventory, store.root / "tmp")
     hosts = list(inventory_hosts(inventory))
-    console.print(f"batch {batch.batch_id}: {len(batch.jobs)} job(s) on {', '.join(hosts)}")
+    log.info("batch %s: %d job(s) on %s", batch.batch_id, len(batch.jobs), ", ".join(hosts))
     return run_batch(batch, adapter, store, hosts)
 
 
 def _summary(result: BatchResult, store: RunStore, as_json: bool) -> None:
     if as_json:
-        print_json({"batch_id": result.batch_id, "skipped": result.skipped,
-                    "runs": [r.to_json() for r in result.records]})
+        print_json(
+            {
+                "batch_id": result.batch_id,
+                "skipped": result.skipped,
+                "runs": [r.to_json() for r in result.records],
+            }
+        )
         return
     table = Table("run", "state", "why", "outputs and logs")
     for record in result.records:
-        table.add_row(record.run_id, _state_text(record), _why(record),
-                      str(store.run_dir(record.run_id)))
+        table.add_row(
+            record.run_id, _state_text(record), _why(record), str(store.run_dir(record.run_id))
+        )
     console.print(table)
     if result.skipped:
         console.print(f"{len(result.skipped)} run(s) had already succeeded and were skipped")
@@ -61,7 +70,7 @@ def _why(record: RunRecord) -> str:
 
 def _finish(result: BatchResult) -> None:
     if not result.ok:
-        failed = sum(1 for r in result.records if not r.state == "succeeded")
+        failed = sum(1 for r in result.records if r.state != "succeeded")
         raise ExecutionError(f"{failed} of {len(result.records)} run(s) did not succeed")
 
 

@@ -45,9 +45,12 @@ def status(c, lab_dir=None, json=False):
         return
     table = Table("host", "port", "sshd pid", "remote root", title=f"lab {report['lab_dir']}")
     for host in report["hosts"]:
-        table.add_row(host["name"], str(host["port"]), str(host["sshd_pid"] or "stopped"),
-                      host["remote_root"])
+        table.add_row(
+            host["name"], str(host["port"]), str(host["sshd_pid"] or "stopped"), host["remote_root"]
+        )
     console.print(table)
-    console.print(f"dockerd: {report['dockerd_pid'] or 'stopped'}  socket: {report['docker_socket']}")
+    console.print(
+        f"dockerd: {report['dockerd_pid'] or 'stopped'}  socket: {report['docker_socket']}"
+    )
     console.print(f"inventory: {report['inventory']}")
     console.print("lab is " + ("up" if report["running"] else "down"))

@@ -1,0 +1,73 @@
+"""Shared helpers for the unit tests: small input files, batch files and real mp4 videos."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+
+def make_mp4(path: Path, frames: int = 8, size: tuple[int, int] = (64, 48)) -> Path:
+    """Write a real, decodable mp4 (fourcc mp4v) of `frames` frames of `size` (width, height)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 24.0, (width, height))
+    assert writer.isOpened(), "OpenCV cannot write mp4v here"
+    try:
+        for index in range(frames):
+            frame = np.full((height, width, 3), (index * 30) % 256, dtype=np.uint8)
+            writer.write(frame)
+    finally:
+        writer.release()
+    assert path.stat().st_size > 0
+    return path
+
+
+@pytest.fixture
+def mp4() -> Callable[..., Path]:
+    """`mp4(path, frames=8, size=(64, 48))` writes a real video and returns its path."""
+    return make_mp4
+
+
+@pytest.fixture
+def batch_dir(tmp_path: Path) -> Path:
+    """A folder with fake input videos under videos/ (batch.py only checks they exist)."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("color.mp4", "depth.mp4", "edge.mp4", "seg.mp4"):
+        (videos / name).write_bytes(b"not really a video: " + name.encode())
+    return tmp_path
+
+
+@pytest.fixture
+def write_batch(batch_dir: Path) -> Callable[[str], Path]:
+    """`write_batch(text)` writes a dedented batch file into batch_dir and returns its path."""
+    counter = iter(range(1000))
+
+    def write(text: str, name: str | None = None) -> Path:
+        path = batch_dir / (name or f"batch{next(counter)}.yaml")
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    return write
+
+
+def _line_of(path: Path, needle: str, occurrence: int = 1) -> int:
+    """The 1-based line of the `occurrence`-th line of `path` that contains `needle`."""
+    seen = 0
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in line:
+            seen += 1
+            if seen == occurrence:
+                return number
+    raise AssertionError(f"{needle!r} (occurrence {occurrence}) not in {path}")
+
+
+@pytest.fixture
+def line_of() -> Callable[..., int]:
+    """`line_of(path, needle, occurrence=1)`: the line number where `needle` appears."""
+    return _line_of
