@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 # because ansible-runner writes that whole environment to artifacts/<ident>/command.
 SECRET_ENV_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_TOKEN")
 _POLL_SECONDS = 0.2
+MESSAGE_LIMIT = 600  # characters of a task's failure message kept in outcomes and records
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,17 @@ def _failure_message(result: dict[str, Any]) -> str:
     for item in result.get("results") or []:
         if isinstance(item, dict) and (item.get("failed") or item.get("unreachable")):
             return _failure_message(item)
-    text = str(result.get("msg") or result.get("stderr") or "failed").strip()
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "failed"
+    text = str(result.get("msg") or result.get("stderr") or "failed")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return _shorten(" | ".join(lines)) if lines else "failed"
+
+
+def _shorten(text: str) -> str:
+    """Keep the head and the tail of a long message: errors put their point at either end."""
+    if len(text) <= MESSAGE_LIMIT:
+        return text
+    head = MESSAGE_LIMIT // 3
+    return f"{text[:head]} … {text[-(MESSAGE_LIMIT - head - 3) :]}"
 
 
 class AnsibleAdapter:

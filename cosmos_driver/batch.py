@@ -18,7 +18,7 @@ from cosmos_driver.yaml_lines import LinedDocument, load_lined
 MODALITIES = ("color", "vis", "edge", "depth", "seg", "keypoint")
 CONTROLS = ("vis", "edge", "depth", "seg", "keypoint")
 PRESETS = ("very_low", "low", "medium", "high", "very_high")
-JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 DEFAULT_TIMEOUT = 4 * 3600
 
 Check = Callable[[Any], str | None]
@@ -26,13 +26,14 @@ Check = Callable[[Any], str | None]
 
 def _number(low: float, high: float, integer: bool = False) -> Check:
     kind = "a whole number" if integer else "a number"
+    span = f"from {low} to {high}" if integer else f"from {low:g} to {high:g}"
 
     def check(value: Any) -> str | None:
         wrong_type = isinstance(value, bool) or not isinstance(value, int | float)
         if wrong_type or (integer and not isinstance(value, int)):
-            return f"must be {kind} from {low:g} to {high:g}, got {value!r}"
+            return f"must be {kind} {span}, got {value!r}"
         if not low <= value <= high:
-            return f"must be from {low:g} to {high:g}, got {value!r}"
+            return f"must be {span}, got {value!r}"
         return None
 
     return check
@@ -176,7 +177,11 @@ def _jobs(raw: Any, defaults: dict[str, Any], base: Path, problems: _Problems) -
             continue
         job = _job(index, {**defaults, **entry}, base, problems)
         if job and job.name in seen:
-            problems.add(f"{path}.name", f"duplicate job name; jobs[{seen[job.name]}] has it too")
+            problems.add(
+                f"{path}.name",
+                f"duplicate job name; jobs[{seen[job.name]}] has it too",
+                f"{path} ({job.name}).name",
+            )
         elif job:
             seen[job.name] = index
             jobs.append(job)
@@ -195,7 +200,7 @@ def _job(index: int, raw: dict[str, Any], base: Path, problems: _Problems) -> Jo
         message = check(raw[key]) if key in raw else None
         if message:
             problems.add(f"{path}.{key}", message, f"{label}.{key}")
-    if "name" in raw and not _text(raw["name"]) and not JOB_NAME.match(raw["name"]):
+    if "name" in raw and not _text(raw["name"]) and not JOB_NAME.fullmatch(raw["name"]):
         problems.add(
             f"{path}.name", "use letters, digits, '.', '_' or '-' (64 at most)", f"{label}.name"
         )
@@ -263,4 +268,4 @@ def _controls(
                 f"a {modality} video needs a weight: add controls.{modality}: 0.5",
                 f"{label}.inputs.{modality}",
             )
-    return {k: float(v) for k, v in raw.items() if k in CONTROLS}
+    return {k: float(v) for k, v in raw.items() if k in CONTROLS and not weight(v)}

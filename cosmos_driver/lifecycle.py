@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 20
 WAIT_PHASE_SECONDS = 60
+# A phase playbook may run this long beyond its own wait before the driver kills it
+# (a hung SSH connection must not hang the driver).
+PHASE_MARGIN_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ class JobLifecycle:
         self._move(record, RunState.COLLECTING)
         collected = self._phase("job_collect.yml", run)
         self._record_collected(run, record, collected)
-        self._judge(run, record, problem or _phase_problem(collected), exit_)
+        self._judge(run, record, problem, exit_, _phase_problem(collected))
         self.store.save_run(record)
         log.info("run %s ended %s", record.run_id, record.state)
         return record
@@ -104,7 +108,7 @@ class JobLifecycle:
     def _wait(self, run: PreparedRun, record: RunRecord) -> Exit | Verdict:
         deadline = time.monotonic() + run.job.timeout
         while True:
-            remaining = int(deadline - time.monotonic())
+            remaining = math.ceil(deadline - time.monotonic())
             if remaining <= 0:
                 return Exit(finished=False)
             outcome = self._phase("job_wait.yml", run, min(WAIT_PHASE_SECONDS, remaining))
@@ -117,7 +121,12 @@ class JobLifecycle:
     def _phase(
         self, playbook: str, run: PreparedRun, wait: int = WAIT_PHASE_SECONDS
     ) -> PlaybookOutcome:
-        call = PlaybookCall(playbook, limit=self.host, extravars=self._extravars(run, wait))
+        call = PlaybookCall(
+            playbook,
+            limit=self.host,
+            extravars=self._extravars(run, wait),
+            timeout=wait + PHASE_MARGIN_SECONDS,
+        )
         return self.adapter.run(call, log_path=self.store.logs_dir(run.run_id) / "ansible.log")
 
     def _extravars(self, run: PreparedRun, wait: int) -> dict[str, Any]:
@@ -155,11 +164,23 @@ class JobLifecycle:
             log.warning("run %s: collect failed: %s", run.run_id, collected.summary())
 
     def _judge(
-        self, run: PreparedRun, record: RunRecord, problem: Verdict | None, exit_: Exit | None
+        self,
+        run: PreparedRun,
+        record: RunRecord,
+        problem: Verdict | None,
+        exit_: Exit | None,
+        collect_problem: Verdict | None,
     ) -> None:
+        """The first of: a phase that failed, what the container did, a failed collect,
+        outputs that are missing or do not decode."""
         lines = self._log_lines(run.run_id)
         tail = lines[-LOG_TAIL_LINES:]
-        verdict = problem or _exit_verdict(run, exit_, lines) or self._output_verdict(run)
+        verdict = (
+            problem
+            or _exit_verdict(run, exit_, lines)
+            or collect_problem
+            or self._output_verdict(run)
+        )
         if verdict:
             record.fail(verdict.reason, verdict.detail, tail)
         else:

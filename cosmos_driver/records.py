@@ -36,7 +36,7 @@ class FailureReason(StrEnum):
 
 
 def utc_now() -> str:
-    """An ISO-8601 UTC timestamp with seconds precision, as stored in records."""
+    """An ISO-8601 UTC timestamp with millisecond precision, as stored in records."""
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 

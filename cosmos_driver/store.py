@@ -52,6 +52,8 @@ def read_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise StoreError(f"{path}: not valid JSON ({exc}); restore it or remove it") from exc
+    if not isinstance(data, dict):
+        raise StoreError(f"{path}: not a record (a JSON object); restore it or remove it")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise StoreError(

@@ -66,7 +66,8 @@ def start_dockerd(paths: LabPaths) -> None:
     with (paths.docker / "dockerd.log").open("ab") as log_file:
         subprocess.Popen(argv, stdout=log_file, stderr=log_file, start_new_session=True)
     if not wait_until(lambda: engine_ready(paths.docker_socket), READY_SECONDS, 0.25):
-        raise LabError(f"dockerd did not answer within {READY_SECONDS}s; see {log_file.name}")
+        log_path = paths.docker / "dockerd.log"
+        raise LabError(f"dockerd did not answer within {READY_SECONDS}s; see {log_path}")
     log.info("dockerd ready on %s", paths.docker_socket)
 
 

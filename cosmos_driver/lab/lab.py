@@ -44,13 +44,17 @@ class LabConfig:
         paths.config.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
-def up(paths: LabPaths, hosts: int = 1, gpus: int = 1) -> Path:
-    """Start everything the lab needs and return the path of its inventory."""
+def up(paths: LabPaths, hosts: int | None = 1, gpus: int | None = 1) -> Path:
+    """Start everything the lab needs and return the path of its inventory.
+
+    hosts or gpus None keeps what the lab was last brought up with (else 1)."""
+    previous = LabConfig.load(paths)
+    hosts = hosts if hosts is not None else (previous.hosts if previous else 1)
+    gpus = gpus if gpus is not None else (previous.gpus if previous else 1)
     if hosts < 1 or gpus < 0:
         raise LabError("lab.up needs --hosts of at least 1 and --gpus of at least 0")
     packages.ensure_packages()
     paths.root.mkdir(parents=True, exist_ok=True)
-    previous = LabConfig.load(paths)
     _stop_extra_hosts(paths, previous, hosts)
     sshd.ensure_client_key(paths)
     old_ports = previous.ports if previous else ()

@@ -109,6 +109,7 @@ def _sshd_config(host: SshHost, paths: LabPaths) -> str:
             "MaxSessions 50",
             "MaxStartups 50:30:100",
             "LogLevel INFO",
+            "Subsystem sftp /usr/lib/openssh/sftp-server",
             "",
         ]
     )

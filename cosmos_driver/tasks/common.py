@@ -48,17 +48,19 @@ def cli_errors(task_function: F) -> F:
                 errors.print(f"[bold red]error:[/] {line}", markup=True, highlight=False)
             raise Exit(code=exc.exit_code) from None
         except KeyboardInterrupt:
-            errors.print("interrupted")
+            errors.print(
+                "interrupted: containers already started keep running; run the same "
+                "command again to re-attach to them and finish the batch"
+            )
             raise Exit(code=130) from None
 
     return wrapper  # type: ignore[return-value]
 
 
 def _configure_logging() -> None:
-    if debugging():
-        return
+    """Progress lines (INFO) of cosmos_driver on stderr; everything at DEBUG under --debug."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    logging.getLogger("cosmos_driver").setLevel(logging.INFO)
+    logging.getLogger("cosmos_driver").setLevel(logging.DEBUG if debugging() else logging.INFO)
 
 
 def resolve_inventory(inventory: str | None) -> Path:

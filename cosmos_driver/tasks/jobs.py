@@ -49,7 +49,9 @@ def _summary(result: BatchResult, store: RunStore, as_json: bool) -> None:
             }
         )
         return
-    table = Table("run", "state", "why", "outputs and logs")
+    table = Table()
+    for heading in ("run", "state", "why", "outputs and logs"):
+        table.add_column(heading, overflow="fold")
     for record in result.records:
         table.add_row(
             record.run_id, _state_text(record), _why(record), str(store.run_dir(record.run_id))
@@ -95,7 +97,7 @@ def infer(c, batch, inventory=None, state_dir=None, json=False):
 @cli_errors
 def demo(c, state_dir=None, json=False):
     """Start the lab, run examples/demo.yaml on it, and say where the outputs are."""
-    inventory = lab_control.up(LabPaths.from_env())
+    inventory = lab_control.up(LabPaths.from_env(), hosts=None, gpus=None)
     store = state_store(state_dir)
     result = _infer(str(content_root() / "examples" / "demo.yaml"), inventory, store)
     _summary(result, store, json)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from invoke import task
 from rich.table import Table
 
+from cosmos_driver.errors import ValidationError
 from cosmos_driver.lab import lab as lab_control
 from cosmos_driver.lab.paths import LabPaths
 from cosmos_driver.tasks.common import JSON_HELP, cli_errors, console, print_json
@@ -14,15 +15,20 @@ LAB_DIR_HELP = "lab folder (default: $COSMOS_LAB_DIR, else /var/tmp/cosmos-lab)"
 
 @task(
     help={
-        "hosts": "number of lab hosts, each its own sshd and remote folder (default 1)",
-        "gpus": "simulated GPU slots per host (default 1)",
+        "hosts": "number of lab hosts, each its own sshd and remote folder (default: as last "
+        "time, else 1)",
+        "gpus": "simulated GPU slots per host (default: as last time, else 1)",
         "lab_dir": LAB_DIR_HELP,
     }
 )
 @cli_errors
-def up(c, hosts=1, gpus=1, lab_dir=None):
+def up(c, hosts=None, gpus=None, lab_dir=None):
     """Start the lab: sshd on 127.0.0.1, dockerd, the simulator image; print the inventory."""
-    inventory = lab_control.up(LabPaths.from_env(lab_dir), int(hosts), int(gpus))
+    inventory = lab_control.up(
+        LabPaths.from_env(lab_dir),
+        _count("--hosts", hosts),
+        _count("--gpus", gpus),
+    )
     console.print(f"lab is up; inventory: {inventory}")
 
 
@@ -54,3 +60,11 @@ def status(c, lab_dir=None, json=False):
     )
     console.print(f"inventory: {report['inventory']}")
     console.print("lab is " + ("up" if report["running"] else "down"))
+
+
+def _count(option: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not str(value).isdigit():
+        raise ValidationError(f"{option} takes a whole number, got {value!r}")
+    return int(value)

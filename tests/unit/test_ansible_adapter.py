@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from cosmos_driver.ansible_adapter import PlaybookOutcome, TaskFailure, _EventCollector
+from cosmos_driver.ansible_adapter import (
+    MESSAGE_LIMIT,
+    PlaybookOutcome,
+    TaskFailure,
+    _EventCollector,
+)
 
 
 def event(kind: str, **event_data: Any) -> dict[str, Any]:
@@ -21,7 +26,7 @@ def collect(*events: dict[str, Any]) -> _EventCollector:
     return collector
 
 
-def test_failed_task_becomes_a_failure_with_host_task_and_last_message_line():
+def test_failed_task_becomes_a_failure_with_host_task_and_whole_message():
     collector = collect(
         event(
             "runner_on_failed",
@@ -32,7 +37,10 @@ def test_failed_task_becomes_a_failure_with_host_task_and_last_message_line():
     )
     assert collector.failures == [
         TaskFailure(
-            "gpu-1", "Start | Run the job container", "image not found: cosmos:latest", False
+            "gpu-1",
+            "Start | Run the job container",
+            "Traceback: | ... | image not found: cosmos:latest",
+            False,
         )
     ]
 
@@ -79,7 +87,16 @@ def test_stderr_is_used_when_there_is_no_msg():
             res={"stderr": "warning: x\nError: no such container\n", "rc": 1},
         )
     )
-    assert collector.failures[0].message == "Error: no such container"
+    assert collector.failures[0].message == "warning: x | Error: no such container"
+
+
+def test_long_messages_are_cut_to_the_limit():
+    text = "first line | " + "x" * 5000 + " | Host key verification failed."
+    collector = collect(event("runner_on_failed", host="h", task="t", res={"msg": text}))
+    message = collector.failures[0].message
+    assert len(message) == MESSAGE_LIMIT
+    assert message.startswith("first line")
+    assert message.endswith("Host key verification failed.")
 
 
 @pytest.mark.parametrize("res", [None, {}, {"msg": ""}, {"msg": "   \n  "}, {"stderr": ""}])

@@ -392,13 +392,6 @@ def test_collect_failure_after_a_good_run_is_reported(store, job, mp4):
     assert "disk full" in record.failure.detail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: lifecycle._wait truncates the time left with int(), so with timeout=1 it "
-    "never runs job_wait and declares a timeout at once (and the last second of any "
-    "timeout is never waited for)",
-)
 def test_timeout_of_one_second_still_waits_for_the_container(store, job, mp4):
     adapter = FakeAdapter(store, mp4, exit_code=0)
     record = run_job(store, replace(job, timeout=1), adapter)

@@ -209,11 +209,6 @@ def test_record_without_schema_version_raises_store_error(tmp_path):
         RunStore(tmp_path).load_batch("b")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="bug: store.read_json calls data.get() without checking that the JSON is an object",
-)
 @pytest.mark.parametrize("text", ["[]", "null", "3"])
 def test_json_that_is_not_an_object_raises_store_error(tmp_path, text):
     path = tmp_path / "x.json"
