@@ -25,3 +25,9 @@ INVALID_INPUT
 
 # The store's read side, used by the tests and the status commands.
 list_runs
+
+# Record fields read by users and the status views.
+thumbnails
+
+# The one-run path: bench/batch_makespan.py's naive loop and the lifecycle tests.
+execute

@@ -5,6 +5,7 @@ A problem names the file, the line, the job and the field, and says how to fix i
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from cosmos_driver.yaml_lines import LinedDocument, load_lined
 MODALITIES = ("color", "vis", "edge", "depth", "seg", "keypoint")
 CONTROLS = ("vis", "edge", "depth", "seg", "keypoint")
 PRESETS = ("very_low", "low", "medium", "high", "very_high")
-JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 DEFAULT_TIMEOUT = 4 * 3600
 
 Check = Callable[[Any], str | None]
@@ -77,6 +78,7 @@ JOB_FIELDS: dict[str, Check] = {
     "controls": _mapping,
     "gpus": _number(1, 8, integer=True),
     "timeout": _number(1, 7 * 24 * 3600, integer=True),
+    "retries": _number(0, 10, integer=True),
     "env": _env,
     **SAMPLING_FIELDS,
 }
@@ -94,6 +96,7 @@ class Job:
     sampling: dict[str, Any] = field(default_factory=dict)
     gpus: int = 1
     timeout: int = DEFAULT_TIMEOUT
+    retries: int = 0
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -175,17 +178,48 @@ def _jobs(raw: Any, defaults: dict[str, Any], base: Path, problems: _Problems) -
         if not isinstance(entry, dict):
             problems.add(path, "a job is a mapping (name, prompt, inputs, controls, ...)")
             continue
-        job = _job(index, {**defaults, **entry}, base, problems)
-        if job and job.name in seen:
-            problems.add(
-                f"{path}.name",
-                f"duplicate job name; jobs[{seen[job.name]}] has it too",
-                f"{path} ({job.name}).name",
-            )
-        elif job:
-            seen[job.name] = index
-            jobs.append(job)
+        for variant in _expand({**defaults, **entry}):
+            _add_job(_job(index, variant, base, problems), index, seen, jobs, problems)
     return jobs
+
+
+def _add_job(
+    job: Job | None, index: int, seen: dict[str, int], jobs: list[Job], problems: _Problems
+) -> None:
+    """Keep a valid job unless another has its name."""
+    if job is None:
+        return
+    if job.name in seen:
+        path = f"jobs[{index}]"
+        problems.add(
+            f"{path}.name",
+            f"duplicate job name; jobs[{seen[job.name]}] has it too",
+            f"{path} ({job.name}).name",
+        )
+        return
+    seen[job.name] = index
+    jobs.append(job)
+
+
+def _expand(raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """A sweep: a job listing several values of sampling parameters becomes one job per
+    combination (a matrix), named `<name>.<key>-<value>` per swept key in file order, so names are
+    readable and stable across re-runs."""
+    swept = [k for k in raw if k in SAMPLING_FIELDS and isinstance(raw[k], list) and raw[k]]
+    if not swept:
+        return [raw]
+    variants = []
+    for values in itertools.product(*(raw[k] for k in swept)):
+        variant = {**raw, **dict(zip(swept, values, strict=True))}
+        if isinstance(raw.get("name"), str):
+            suffix = "".join(f".{k}-{_name_part(v)}" for k, v in zip(swept, values, strict=True))
+            variant["name"] = raw["name"] + suffix
+        variants.append(variant)
+    return variants
+
+
+def _name_part(value: Any) -> str:
+    return ids.slug(str(value), limit=24) if isinstance(value, str) else str(value)
 
 
 def _job(index: int, raw: dict[str, Any], base: Path, problems: _Problems) -> Job | None:
@@ -202,7 +236,7 @@ def _job(index: int, raw: dict[str, Any], base: Path, problems: _Problems) -> Jo
             problems.add(f"{path}.{key}", message, f"{label}.{key}")
     if "name" in raw and not _text(raw["name"]) and not JOB_NAME.fullmatch(raw["name"]):
         problems.add(
-            f"{path}.name", "use letters, digits, '.', '_' or '-' (64 at most)", f"{label}.name"
+            f"{path}.name", "use letters, digits, '.', '_' or '-' (128 at most)", f"{label}.name"
         )
     inputs = _inputs(raw.get("inputs"), base, path, label, problems)
     controls = _controls(raw.get("controls"), inputs, path, label, problems)
@@ -216,6 +250,7 @@ def _job(index: int, raw: dict[str, Any], base: Path, problems: _Problems) -> Jo
         sampling={k: raw[k] for k in SAMPLING_FIELDS if k in raw},
         gpus=raw.get("gpus", 1),
         timeout=raw.get("timeout", DEFAULT_TIMEOUT),
+        retries=raw.get("retries", 0),
         env={k: str(v) for k, v in raw.get("env", {}).items()},
     )
 

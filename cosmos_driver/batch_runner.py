@@ -1,7 +1,5 @@
-"""Run a validated batch: one record per job, succeeded runs skipped on a re-run.
-
-This is the sequential first cut: jobs go one after another to the inventory's hosts in
-turn. The scheduler (pipelined, across GPU slots) replaces the loop in run_batch."""
+"""Run a validated batch: records first, then resume what was in flight, skip what
+succeeded, and schedule the rest across every GPU of every host."""
 
 from __future__ import annotations
 
@@ -11,9 +9,12 @@ from dataclasses import dataclass, field
 
 from cosmos_driver.ansible_adapter import AnsibleAdapter
 from cosmos_driver.batch import Batch
-from cosmos_driver.errors import ConfigurationError
+from cosmos_driver.errors import ConfigurationError, ValidationError
 from cosmos_driver.lifecycle import JobLifecycle, prepare
-from cosmos_driver.records import BatchRecord, RunRecord, RunState
+from cosmos_driver.multimodal import check_batch_inputs
+from cosmos_driver.records import BatchRecord, RunRecord, RunState, utc_now
+from cosmos_driver.resume import IN_FLIGHT, find_batch_containers, ticket_for
+from cosmos_driver.scheduler import Host, Scheduler, Ticket
 from cosmos_driver.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -30,41 +31,101 @@ class BatchResult:
         return all(r.state is RunState.SUCCEEDED for r in self.records)
 
 
-def run_batch(
-    batch: Batch,
-    adapter: AnsibleAdapter,
-    store: RunStore,
-    hosts: list[str],
-    on_record: Callable[[RunRecord], None] | None = None,
-) -> BatchResult:
-    """Run every job not yet succeeded; return the records of this invocation."""
-    if not hosts:
-        raise ConfigurationError(f"{adapter.inventory}: the inventory lists no hosts")
-    run_ids = [batch.run_id(job) for job in batch.jobs]
-    store.save_batch(BatchRecord(batch.batch_id, batch.name, str(batch.source), run_ids))
-    result = BatchResult(batch.batch_id)
-    for index, job in enumerate(batch.jobs):
-        run_id = run_ids[index]
-        record = store.load_run(run_id)
-        if record and record.state is RunState.SUCCEEDED:
-            log.info("run %s already succeeded; skipped", run_id)
-            result.skipped.append(run_id)
-            continue
-        record = _fresh_attempt(record) if record else RunRecord(run_id, batch.batch_id, job.name)
+@dataclass
+class BatchRunner:
+    """Everything one `infer` needs: where to run, where to record, whom to tell."""
+
+    adapter: AnsibleAdapter
+    store: RunStore
+    gpu_counts: dict[str, int]
+    lifecycle: JobLifecycle = field(init=False)
+    on_change: Callable[[RunRecord], None] | None = None
+    on_hosts: Callable[[dict[str, Host]], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.lifecycle = JobLifecycle(self.adapter, self.store, on_change=self.on_change)
+
+    def run(self, batch: Batch) -> BatchResult:
+        """Run every job of `batch` not yet succeeded; return the records of this batch."""
+        self._check_fits(batch)
+        self._check_inputs(batch)
+        result = BatchResult(batch.batch_id)
+        with self.store.driving(batch.batch_id):
+            self._save_batch(batch)
+            tickets = self._tickets(batch, result)
+            scheduler = Scheduler(self.lifecycle, self.gpu_counts)
+            scheduler.on_hosts = self.on_hosts
+            scheduler.run(tickets)
+        result.records = [self._load(t.run.run_id) for t in tickets]
+        return result
+
+    def _check_fits(self, batch: Batch) -> None:
+        if not self.gpu_counts:
+            raise ConfigurationError(f"{self.adapter.inventory}: the inventory lists no hosts")
+        largest = max(max(c, 1) for c in self.gpu_counts.values())
+        problems = [
+            f"{batch.source}: job {job.name}: asks for {job.gpus} GPUs; the largest host "
+            f"of the inventory has {largest} (cosmos_gpu_count)"
+            for job in batch.jobs
+            if job.gpus > largest
+        ]
+        if problems:
+            raise ValidationError(problems)
+
+    def _check_inputs(self, batch: Batch) -> None:
+        """Every input video of every job read and cross-checked before anything is sent."""
+        problems, warnings = check_batch_inputs(batch)
+        for warning in warnings:
+            log.warning("%s", warning)
+        if problems:
+            raise ValidationError(problems)
+
+    def _save_batch(self, batch: Batch) -> None:
+        run_ids = [batch.run_id(job) for job in batch.jobs]
+        previous = self.store.load_batch(batch.batch_id)
+        record = BatchRecord(batch.batch_id, batch.name, str(batch.source), run_ids)
+        if previous:
+            record.created_at = previous.created_at
+        record.submitted_at = utc_now()
+        self.store.save_batch(record)
+
+    def _tickets(self, batch: Batch, result: BatchResult) -> list[Ticket]:
+        records = {batch.run_id(j): self.store.load_run(batch.run_id(j)) for j in batch.jobs}
+        in_flight = any(r and r.state in IN_FLIGHT for r in records.values())
+        found = find_batch_containers(self.adapter, batch.batch_id) if in_flight else None
+        tickets = []
+        for job in batch.jobs:
+            run_id = batch.run_id(job)
+            record = records[run_id]
+            if record and record.state is RunState.SUCCEEDED:
+                log.info("run %s already succeeded; skipped", run_id)
+                result.skipped.append(run_id)
+                continue
+            run = prepare(self.store, batch.batch_id, run_id, job)
+            ticket = ticket_for(run, record, found) if found else Ticket(run)
+            self._record_pending(run_id, batch.batch_id, job.name, record, ticket)
+            tickets.append(ticket)
+        return tickets
+
+    def _record_pending(
+        self, run_id: str, batch_id: str, job_name: str, record: RunRecord | None, ticket: Ticket
+    ) -> None:
+        """A new run, or a new attempt of one that failed, was cancelled or never started."""
+        if record and ticket.placement is not None:
+            return  # re-attached or re-collected: its record goes on as it is
+        if record is None:
+            record = RunRecord(run_id, batch_id, job_name)
+        else:
+            record.failure = None
+            record.exit_code = None
+            record.outputs = []
+            record.progress = None
+            record.note("new attempt")
+        self.store.clear_cancel(run_id)
         record.move_to(RunState.PENDING)
-        store.save_run(record)
-        prepared = prepare(store, batch.batch_id, run_id, job)
-        host = hosts[index % len(hosts)]
-        JobLifecycle(adapter, store, host).execute(prepared, record)
-        result.records.append(record)
-        if on_record:
-            on_record(record)
-    return result
+        self.store.save_run(record)
 
-
-def _fresh_attempt(record: RunRecord) -> RunRecord:
-    """A failed, cancelled or interrupted run starts again; its history stays."""
-    record.failure = None
-    record.exit_code = None
-    record.outputs = []
-    return record
+    def _load(self, run_id: str) -> RunRecord:
+        record = self.store.load_run(run_id)
+        assert record is not None
+        return record

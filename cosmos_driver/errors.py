@@ -38,3 +38,17 @@ class StoreError(CosmosError):
 
 class LabError(CosmosError):
     """The local lab host (sshd, dockerd, simulator image) could not be started or stopped."""
+
+
+class Interrupted(CosmosError):
+    """Ctrl-C during a batch: dispatching stopped, started containers keep running."""
+
+    exit_code = 130
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(
+            f"interrupted: batch {batch_id} stopped dispatching; containers already started "
+            "keep running.\nResume: run the same command again (it re-attaches to them). "
+            f"Stop them: invoke kill --batch {batch_id}"
+        )
+        self.batch_id = batch_id

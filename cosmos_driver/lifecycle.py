@@ -1,34 +1,44 @@
-"""One job's life on one host: stage, start, wait, collect, then a verdict.
+"""One run's trip through the phase playbooks on one host: stage, start, wait, collect, and
+the verdict. Every transition is written to the run record as it happens (under the store
+lock, so a `kill` from another process is never undone).
 
-Every transition is saved in the run record as it happens. Collect runs after success,
-failure and timeout alike; after Ctrl-C it does not (the container keeps running, and the
-same command re-attaches to it)."""
+Transient faults (an unreachable host, a dropped SSH connection) are retried with backoff;
+after that a phase raises HostDown and the scheduler decides what to do with the run. When
+the driver is stopping (Ctrl-C), a phase raises DriverStopping and the run is left as it is:
+its container keeps running and the same command re-attaches to it later."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import math
+import os
+import re
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cosmos_driver.ansible_adapter import AnsibleAdapter, PlaybookCall, PlaybookOutcome
 from cosmos_driver.batch import Job
-from cosmos_driver.errors import ValidationError
+from cosmos_driver.errors import ConfigurationError, ValidationError
 from cosmos_driver.profiles import transfer1
-from cosmos_driver.records import FailureReason, RunRecord, RunState
+from cosmos_driver.records import FailureReason, Progress, RunRecord, RunState
 from cosmos_driver.store import RunStore, write_json_atomic
+from cosmos_driver.thumbnails import write_thumbnails
 from cosmos_driver.video import probe
 
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 20
-WAIT_PHASE_SECONDS = 60
+WAIT_PHASE_SECONDS = 20
+START_PHASE_SECONDS = 300
 # A phase playbook may run this long beyond its own wait before the driver kills it
 # (a hung SSH connection must not hang the driver).
 PHASE_MARGIN_SECONDS = 600
+PROGRESS = re.compile(r"(\d+)/(\d+) \[")
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,34 @@ class PreparedRun:
     input_names: dict[str, str]
     spec_path: Path
 
+    @property
+    def container_name(self) -> str:
+        return f"cosmos-{self.run_id}"
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """A run known only by its record (kill, logs): enough for stop, peek and collect."""
+
+    run_id: str
+    batch_id: str
+
+    @property
+    def container_name(self) -> str:
+        return f"cosmos-{self.run_id}"
+
+
+AnyRun = PreparedRun | RunRef
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a run goes: a host, its GPU devices, and the containers now holding them."""
+
+    host: str
+    devices: tuple[str, ...] = ("0",)
+    after: tuple[str, ...] = ()
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -52,6 +90,48 @@ class Verdict:
 class Exit:
     finished: bool
     exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff between tries of a phase that found its host unreachable.
+
+    COSMOS_RETRY_DELAYS (seconds, comma-separated) overrides the default 2,5,10."""
+
+    delays: tuple[float, ...] = (2.0, 5.0, 10.0)
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        text = os.environ.get("COSMOS_RETRY_DELAYS")
+        if not text:
+            return cls()
+        try:
+            return cls(tuple(float(part) for part in text.split(",") if part.strip()))
+        except ValueError:
+            raise ConfigurationError(
+                f"COSMOS_RETRY_DELAYS={text!r}: give seconds separated by commas, e.g. 2,5,10"
+            ) from None
+
+
+class DriverStopping(Exception):
+    """The driver is stopping (Ctrl-C): leave the run and its container as they are."""
+
+
+class HostDown(Exception):
+    """A host stayed unreachable through every retry of a phase."""
+
+    def __init__(self, host: str, detail: str) -> None:
+        super().__init__(f"{host}: {detail}")
+        self.host = host
+        self.detail = detail
+
+
+class PhaseFailed(Exception):
+    """A phase failed for a reason that retrying will not fix."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.detail)
+        self.verdict = verdict
 
 
 def file_sha256(path: Path) -> str:
@@ -68,81 +148,203 @@ def prepare(store: RunStore, batch_id: str, run_id: str, job: Job) -> PreparedRu
     spec = transfer1.build_spec(job, names, transfer1.ContainerPaths())
     spec_path = store.run_dir(run_id) / "spec.json"
     write_json_atomic(spec_path, spec)
+    for modality, path in job.inputs.items():
+        _thumbnails(path, store.run_dir(run_id) / "thumbnails", f"input-{modality}")
     return PreparedRun(run_id, batch_id, job, names, spec_path)
 
 
+def _thumbnails(video: Path, folder: Path, stem: str) -> None:
+    """First and middle frame as JPEG, for status views and reports; never fails a run."""
+    try:
+        write_thumbnails(video, folder, stem)
+    except (ValidationError, OSError) as exc:
+        log.warning("no thumbnails of %s: %s", video, exc)
+
+
+@dataclass
 class JobLifecycle:
-    """Drives prepared runs through the phase playbooks on one host."""
+    """Drives prepared runs through the phase playbooks; owns no thread of its own."""
 
-    def __init__(self, adapter: AnsibleAdapter, store: RunStore, host: str) -> None:
-        self.adapter = adapter
-        self.store = store
-        self.host = host
-        self.paths = transfer1.ContainerPaths()
+    adapter: AnsibleAdapter
+    store: RunStore
+    stop: threading.Event = field(default_factory=threading.Event)
+    retry: RetryPolicy = field(default_factory=RetryPolicy.from_env)
+    on_change: Callable[[RunRecord], None] | None = None
+    paths: transfer1.ContainerPaths = field(default_factory=transfer1.ContainerPaths)
 
-    def execute(self, run: PreparedRun, record: RunRecord) -> RunRecord:
-        record.host = self.host
-        problem = self._launch(run, record)
-        exit_ = None if problem else self._wait(run, record)
-        if isinstance(exit_, Verdict):
-            problem, exit_ = exit_, None
-        self._move(record, RunState.COLLECTING)
-        collected = self._phase("job_collect.yml", run)
-        self._record_collected(run, record, collected)
-        self._judge(run, record, problem, exit_, _phase_problem(collected))
-        self.store.save_run(record)
-        log.info("run %s ended %s", record.run_id, record.state)
+    # -- the whole trip, for one run on one host (the sequential path and tests) --
+
+    def execute(self, run: PreparedRun, placement: Placement) -> RunRecord:
+        """Stage, start, wait, collect and judge one run; return its final record."""
+        problem: Verdict | None = None
+        exit_: Exit | None = None
+        try:
+            self.stage(run, placement.host)
+            self.start(run, placement)
+            exit_ = self.wait(run, placement.host)
+        except PhaseFailed as failed:
+            problem = failed.verdict
+        except HostDown as down:
+            problem = Verdict(FailureReason.HOST_UNREACHABLE, str(down))
+        return self.finish(run, placement.host, problem, exit_)
+
+    # -- phases --
+
+    def stage(self, run: PreparedRun, host: str) -> None:
+        self.update(run.run_id, lambda r: _enter(r, RunState.STAGING, host))
+        self._phase("job_stage.yml", run, host)
+
+    def start(self, run: PreparedRun, placement: Placement) -> None:
+        """Start the container once the containers holding its GPUs have exited."""
+
+        while True:
+            outcome = self._phase(
+                "job_start.yml", run, placement.host, START_PHASE_SECONDS, placement
+            )
+            if outcome.data.get("started"):
+                break
+
+        def started(record: RunRecord) -> None:
+            _enter(record, RunState.RUNNING, placement.host)
+            record.gpu_devices = list(placement.devices)
+            record.container_id = outcome.data.get("container_id")
+
+        self.update(run.run_id, started)
+
+    def wait(self, run: PreparedRun, host: str, deadline: float | None = None) -> Exit:
+        """Wait, in bounded phases, until the container exits or the job's time is up."""
+        deadline = deadline or time.monotonic() + run.job.timeout
+        while (remaining := math.ceil(deadline - time.monotonic())) > 0:
+            outcome = self._phase("job_wait.yml", run, host, min(WAIT_PHASE_SECONDS, remaining))
+            record = self.update(run.run_id, lambda r, data=outcome.data: _note_wait(r, data))
+            if outcome.data.get("finished") or not outcome.data.get("exists", True):
+                return _exit_from(outcome.data, record)
+        return Exit(finished=False)
+
+    def finish(
+        self, run: AnyRun, host: str, problem: Verdict | None, exit_: Exit | None
+    ) -> RunRecord:
+        """Collect (whatever happened before) and judge the run."""
+        self.update(run.run_id, lambda r: _enter(r, RunState.COLLECTING, host))
+        collect_problem = self.collect(run, host)
+        return self.judge(run, problem, exit_, collect_problem)
+
+    def collect(self, run: AnyRun, host: str, grace: int | None = None) -> Verdict | None:
+        """Stop (if running), save and fetch log and outputs, remove the container."""
+        overrides = {"cosmos_job_stop_grace": grace} if grace is not None else {}
+        try:
+            self._phase("job_collect.yml", run, host, extra=overrides)
+        except PhaseFailed as failed:
+            log.warning("run %s: collect failed: %s", run.run_id, failed)
+            return failed.verdict
+        except HostDown as down:
+            log.warning("run %s: collect failed: %s", run.run_id, down)
+            return Verdict(FailureReason.HOST_UNREACHABLE, str(down))
+        finally:
+            self.update(run.run_id, lambda r: _list_local_files(r, self.store))
+        return None
+
+    def peek(self, run: AnyRun, host: str) -> bool:
+        """Fetch the container log so far into logs/container.log; False once it is gone."""
+        outcome = self._phase("job_peek.yml", run, host)
+        return bool(outcome.data.get("exists"))
+
+    def stop_container(self, run: AnyRun, host: str, grace: int) -> None:
+        """SIGTERM the container, SIGKILL it after `grace` seconds; collect is left to its
+        driver."""
+        self._phase("job_stop.yml", run, host, extra={"cosmos_job_stop_grace": grace})
+
+    def judge(
+        self,
+        run: AnyRun,
+        problem: Verdict | None,
+        exit_: Exit | None,
+        collect_problem: Verdict | None,
+    ) -> RunRecord:
+        """The first of: a cancel, a phase that failed, what the container did, a failed
+        collect, outputs that are missing or do not decode."""
+        lines = self._log_lines(run.run_id)
+        verdict = (
+            self._cancel_verdict(run)
+            or problem
+            or _exit_verdict(run, exit_, lines)
+            or collect_problem
+            or self._output_verdict(run)
+        )
+        tail = lines[-LOG_TAIL_LINES:]
+
+        def conclude(record: RunRecord) -> None:
+            if record.state is RunState.CANCELLED:
+                return  # a `kill` in another process concluded it already
+            if verdict:
+                record.fail(verdict.reason, verdict.detail, tail)
+            else:
+                record.move_to(RunState.SUCCEEDED)
+
+        record = self.update(run.run_id, conclude)
+        log.info("run %s ended %s", run.run_id, record.state)
         return record
 
-    def _launch(self, run: PreparedRun, record: RunRecord) -> Verdict | None:
-        self._move(record, RunState.STAGING)
-        staged = self._phase("job_stage.yml", run)
-        if not staged.ok:
-            return _phase_problem(staged)
-        self._move(record, RunState.RUNNING)
-        started = self._phase("job_start.yml", run)
-        record.container_id = started.data.get("container_id")
-        self.store.save_run(record)
-        return _phase_problem(started)
+    # -- helpers --
 
-    def _wait(self, run: PreparedRun, record: RunRecord) -> Exit | Verdict:
-        deadline = time.monotonic() + run.job.timeout
-        while True:
-            remaining = math.ceil(deadline - time.monotonic())
-            if remaining <= 0:
-                return Exit(finished=False)
-            outcome = self._phase("job_wait.yml", run, min(WAIT_PHASE_SECONDS, remaining))
-            if not outcome.ok:
-                return _phase_problem(outcome) or Verdict(FailureReason.PLAYBOOK_FAILED, "wait")
-            if outcome.data.get("finished"):
-                record.exit_code = int(outcome.data["exit_code"])
-                return Exit(finished=True, exit_code=record.exit_code)
+    def update(self, run_id: str, change: Callable[[RunRecord], None]) -> RunRecord:
+        record = self.store.update_run(run_id, change)
+        if self.on_change:
+            self.on_change(record)
+        return record
 
     def _phase(
-        self, playbook: str, run: PreparedRun, wait: int = WAIT_PHASE_SECONDS
+        self,
+        playbook: str,
+        run: AnyRun,
+        host: str,
+        wait: int = WAIT_PHASE_SECONDS,
+        placement: Placement | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> PlaybookOutcome:
-        call = PlaybookCall(
-            playbook,
-            limit=self.host,
-            extravars=self._extravars(run, wait),
-            timeout=wait + PHASE_MARGIN_SECONDS,
-        )
-        return self.adapter.run(call, log_path=self.store.logs_dir(run.run_id) / "ansible.log")
+        """Run one phase playbook; retry while the host is unreachable; raise otherwise."""
+        extravars = {**self._extravars(run, wait, placement), **(extra or {})}
+        call = PlaybookCall(playbook, host, extravars, timeout=wait + PHASE_MARGIN_SECONDS)
+        log_path = self.store.logs_dir(run.run_id) / "ansible.log"
+        for delay in (*self.retry.delays, None):
+            outcome = self.adapter.run(call, log_path=log_path, cancel=self.stop)
+            if self.stop.is_set() or outcome.status == "canceled":
+                raise DriverStopping(run.run_id)
+            if outcome.ok:
+                return outcome
+            if not outcome.unreachable:
+                raise PhaseFailed(Verdict(FailureReason.PLAYBOOK_FAILED, outcome.summary()))
+            if delay is None:
+                raise HostDown(host, outcome.summary())
+            self.update(run.run_id, lambda r, o=outcome, d=delay: r.note(_retry_note(o, d)))
+            if self.stop.wait(delay):
+                raise DriverStopping(run.run_id)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _extravars(self, run: PreparedRun, wait: int) -> dict[str, Any]:
-        job = run.job
-        return {
+    def _extravars(self, run: AnyRun, wait: int, placement: Placement | None) -> dict[str, Any]:
+        common = {
             "cosmos_job_run_id": run.run_id,
             "cosmos_job_batch_id": run.batch_id,
+            "cosmos_job_fetch_dir": str(self.store.run_dir(run.run_id).resolve()),
+            "cosmos_job_wait_timeout": wait,
+            "cosmos_job_start_timeout": wait,
+        }
+        if isinstance(run, RunRef):
+            return common
+        return {**common, **self._job_extravars(run, placement)}
+
+    def _job_extravars(self, run: PreparedRun, placement: Placement | None) -> dict[str, Any]:
+        job = run.job
+        devices = list(placement.devices) if placement else [str(i) for i in range(job.gpus)]
+        return {
             "cosmos_job_inputs": [
                 {"src": str(job.inputs[m]), "name": name} for m, name in run.input_names.items()
             ],
             "cosmos_job_spec_src": str(run.spec_path),
             "cosmos_job_command": transfer1.command(job, self.paths),
-            "cosmos_job_gpu_devices": [str(i) for i in range(job.gpus)],
+            "cosmos_job_gpu_devices": devices,
+            "cosmos_job_after": list(placement.after) if placement else [],
             "cosmos_job_env": job.env,
-            "cosmos_job_fetch_dir": str(self.store.run_dir(run.run_id).resolve()),
-            "cosmos_job_wait_timeout": wait,
             "cosmos_job_container_paths": {
                 "run": self.paths.run,
                 "inputs": self.paths.inputs,
@@ -150,43 +352,12 @@ class JobLifecycle:
             },
         }
 
-    def _record_collected(
-        self, run: PreparedRun, record: RunRecord, collected: PlaybookOutcome
-    ) -> None:
-        run_dir = self.store.run_dir(run.run_id)
-        record.outputs = sorted(
-            str(p.relative_to(run_dir)) for p in self.store.outputs_dir(run.run_id).glob("*")
-        )
-        record.logs = sorted(
-            str(p.relative_to(run_dir)) for p in self.store.logs_dir(run.run_id).glob("*")
-        )
-        if not collected.ok:
-            log.warning("run %s: collect failed: %s", run.run_id, collected.summary())
+    def _cancel_verdict(self, run: AnyRun) -> Verdict | None:
+        if self.store.cancel_requested(run.run_id):
+            return Verdict(FailureReason.CANCELLED, "cancelled by `kill`")
+        return None
 
-    def _judge(
-        self,
-        run: PreparedRun,
-        record: RunRecord,
-        problem: Verdict | None,
-        exit_: Exit | None,
-        collect_problem: Verdict | None,
-    ) -> None:
-        """The first of: a phase that failed, what the container did, a failed collect,
-        outputs that are missing or do not decode."""
-        lines = self._log_lines(run.run_id)
-        tail = lines[-LOG_TAIL_LINES:]
-        verdict = (
-            problem
-            or _exit_verdict(run, exit_, lines)
-            or collect_problem
-            or self._output_verdict(run)
-        )
-        if verdict:
-            record.fail(verdict.reason, verdict.detail, tail)
-        else:
-            record.move_to(RunState.SUCCEEDED)
-
-    def _output_verdict(self, run: PreparedRun) -> Verdict | None:
+    def _output_verdict(self, run: AnyRun) -> Verdict | None:
         video = self.store.outputs_dir(run.run_id) / f"{transfer1.OUTPUT_NAME}.mp4"
         if not video.exists():
             return Verdict(FailureReason.OUTPUT_MISSING, f"no {video.name} was produced")
@@ -202,19 +373,54 @@ class JobLifecycle:
             return []
         return container_log.read_text(encoding="utf-8", errors="replace").splitlines()
 
-    def _move(self, record: RunRecord, state: RunState) -> None:
-        record.move_to(state)
-        self.store.save_run(record)
-        log.info("run %s: %s on %s", record.run_id, state, self.host)
+
+def _enter(record: RunRecord, state: RunState, host: str) -> None:
+    record.host = host
+    record.move_to(state)
+    log.info("run %s: %s on %s", record.run_id, state, host)
 
 
-def _phase_problem(outcome: PlaybookOutcome) -> Verdict | None:
-    if outcome.ok:
-        return None
-    reason = (
-        FailureReason.HOST_UNREACHABLE if outcome.unreachable else FailureReason.PLAYBOOK_FAILED
+def _retry_note(outcome: PlaybookOutcome, delay: float) -> str:
+    return f"host unreachable, retrying in {delay:g} s: {outcome.summary()}"
+
+
+def _note_wait(record: RunRecord, data: dict[str, Any]) -> None:
+    """Keep what a wait phase saw: container times, exit code, diffusion progress."""
+    record.container_started_at = data.get("started_at") or record.container_started_at
+    record.container_finished_at = data.get("finished_at") or record.container_finished_at
+    if data.get("finished"):
+        record.exit_code = int(data["exit_code"])
+    for line in reversed(data.get("log_tail") or []):
+        found = PROGRESS.search(line)
+        if found:
+            record.progress = Progress(int(found[1]), int(found[2]))
+            break
+
+
+def _exit_from(data: dict[str, Any], record: RunRecord) -> Exit:
+    """A finished container's exit; a vanished one's exit as recorded before, if it was."""
+    if data.get("finished"):
+        return Exit(True, int(data["exit_code"]))
+    if record.exit_code is not None:
+        return Exit(True, record.exit_code)
+    raise PhaseFailed(
+        Verdict(FailureReason.CONTAINER_EXIT, "the container vanished before its exit was seen")
     )
-    return Verdict(reason, outcome.summary())
+
+
+def _list_local_files(record: RunRecord, store: RunStore) -> None:
+    run_dir = store.run_dir(record.run_id)
+    for video in store.outputs_dir(record.run_id).glob("*.mp4"):
+        _thumbnails(video, run_dir / "thumbnails", f"output-{video.stem}")
+    record.thumbnails = sorted(
+        str(p.relative_to(run_dir)) for p in (run_dir / "thumbnails").glob("*.jpg")
+    )
+    record.outputs = sorted(
+        str(p.relative_to(run_dir)) for p in store.outputs_dir(record.run_id).glob("*")
+    )
+    record.logs = sorted(
+        str(p.relative_to(run_dir)) for p in store.logs_dir(record.run_id).glob("*")
+    )
 
 
 def _exit_verdict(run: PreparedRun, exit_: Exit | None, log_lines: list[str]) -> Verdict | None:
@@ -222,10 +428,10 @@ def _exit_verdict(run: PreparedRun, exit_: Exit | None, log_lines: list[str]) ->
         return None
     if not exit_.finished:
         return Verdict(FailureReason.TIMEOUT, f"did not finish within {run.job.timeout} s; stopped")
-    if exit_.exit_code == 0:
-        return None
     if transfer1.guardrail_blocked(log_lines):
         return Verdict(
             FailureReason.GUARDRAIL_BLOCKED, "the guardrail blocked this prompt or video"
         )
+    if exit_.exit_code == 0:
+        return None
     return Verdict(FailureReason.CONTAINER_EXIT, f"container exited with code {exit_.exit_code}")

@@ -47,6 +47,22 @@ class Transition:
 
 
 @dataclass
+class Note:
+    """Something that happened to a run besides a state change (a retry, a move, a cancel)."""
+
+    at: str
+    text: str
+
+
+@dataclass
+class Progress:
+    """Diffusion steps done, from the container log."""
+
+    step: int
+    steps: int
+
+
+@dataclass
 class Failure:
     reason: FailureReason
     detail: str
@@ -68,12 +84,21 @@ class RunRecord:
     exit_code: int | None = None
     outputs: list[str] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)
+    thumbnails: list[str] = field(default_factory=list)
+    gpu_devices: list[str] = field(default_factory=list)
+    container_started_at: str | None = None
+    container_finished_at: str | None = None
+    progress: Progress | None = None
+    notes: list[Note] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def move_to(self, state: RunState) -> None:
         """Enter a new state and stamp the transition."""
         self.state = state
         self.history.append(Transition(state, utc_now()))
+
+    def note(self, text: str) -> None:
+        self.notes.append(Note(utc_now(), text))
 
     def fail(self, reason: FailureReason, detail: str, log_tail: list[str] | None = None) -> None:
         """End the run as failed (or cancelled, for that reason) with why and the log tail."""
@@ -91,6 +116,9 @@ class RunRecord:
         data["history"] = [
             Transition(RunState(t["state"]), t["at"]) for t in data.get("history", [])
         ]
+        data["notes"] = [Note(**n) for n in data.get("notes", [])]
+        if data.get("progress"):
+            data["progress"] = Progress(**data["progress"])
         failure = data.get("failure")
         if failure:
             data["failure"] = Failure(
@@ -108,6 +136,7 @@ class BatchRecord:
     source: str
     run_ids: list[str]
     created_at: str = field(default_factory=utc_now)
+    submitted_at: str = field(default_factory=utc_now)
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,50 @@ class RunStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    @contextlib.contextmanager
+    def driving(self, batch_id: str) -> Iterator[None]:
+        """Held by the `infer` that drives a batch: a second one is refused, and `kill`
+        can tell whether a live driver will finish what it cancels."""
+        path = self.root / "batches" / f"{batch_id}.driver"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreError(
+                    f"batch {batch_id} is already running in another process; "
+                    "watch it with `invoke status`, or stop it with `invoke kill`"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def is_driven(self, batch_id: str) -> bool:
+        """Whether an `infer` process holds this batch now."""
+        path = self.root / "batches" / f"{batch_id}.driver"
+        if not path.exists():
+            return False
+        with path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+    def find_run_id(self, text: str) -> str:
+        """A run id from itself or a unique prefix of it."""
+        if (self.run_dir(text) / "run.json").exists():
+            return text
+        folder = self.root / "runs"
+        matches = sorted(p.name for p in folder.glob(f"{text}*")) if folder.is_dir() else []
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise StoreError(f"no run {text!r} in {self.root}; list them with `invoke runs`")
+        raise StoreError(f"{text!r} matches {len(matches)} runs: {', '.join(matches[:5])} ...")
+
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
 
@@ -94,11 +138,42 @@ class RunStore:
             write_json_atomic(self.run_dir(record.run_id) / "run.json", record.to_json())
         log.debug("run %s saved in state %s", record.run_id, record.state)
 
+    def update_run(self, run_id: str, change: Callable[[RunRecord], None]) -> RunRecord:
+        """Read the run's latest record, apply `change`, write it back: all under the lock,
+        so a `kill` in another process and a running `infer` never undo each other's writes."""
+        with self.locked():
+            record = self.load_run(run_id)
+            if record is None:
+                raise StoreError(f"no record of run {run_id} in {self.root}")
+            change(record)
+            write_json_atomic(self.run_dir(run_id) / "run.json", record.to_json())
+        return record
+
+    def request_cancel(self, run_id: str) -> None:
+        """Leave a cancel marker that the process running the job acts on."""
+        marker = self.run_dir(run_id) / "cancel"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+
+    def cancel_requested(self, run_id: str) -> bool:
+        return (self.run_dir(run_id) / "cancel").exists()
+
+    def clear_cancel(self, run_id: str) -> None:
+        (self.run_dir(run_id) / "cancel").unlink(missing_ok=True)
+
     def load_run(self, run_id: str) -> RunRecord | None:
         path = self.run_dir(run_id) / "run.json"
         if not path.exists():
             return None
         return RunRecord.from_json(read_json(path))
+
+    def list_batches(self) -> list[BatchRecord]:
+        """Every batch, oldest first."""
+        folder = self.root / "batches"
+        if not folder.is_dir():
+            return []
+        batches = [BatchRecord.from_json(read_json(p)) for p in folder.glob("*.json")]
+        return sorted(batches, key=lambda b: b.created_at)
 
     def list_runs(self) -> list[RunRecord]:
         runs_root = self.root / "runs"

@@ -70,9 +70,22 @@ options:
     elements: str
     default: []
   timeout:
-    description: Seconds to wait for the container to exit (wait).
+    description: Seconds to wait for the container to exit (wait), or for the C(after)
+      containers to exit before starting (run).
     type: int
     default: 60
+  after:
+    description:
+      - Containers that must have exited before this one starts (run). They hold the GPUs
+        this container gets; waiting here, on the host, hands the GPUs over without a
+        round trip to the driver. A name that does not exist counts as exited.
+    type: list
+    elements: str
+    default: []
+  tail:
+    description: Lines of the container log returned as C(log_tail) (wait).
+    type: int
+    default: 0
   grace:
     description: Seconds between SIGTERM and SIGKILL (stop).
     type: int
@@ -94,6 +107,10 @@ RETURN = r"""
 container_id: {description: Full id of the container (run, wait), type: str, returned: when found}
 exists: {description: Whether the container or image exists, type: bool, returned: always}
 finished: {description: The container has exited (wait), type: bool, returned: wait}
+started: {description: The container runs or ran (run), type: bool, returned: run}
+started_at: {description: When the container started, engine time (wait), type: str, returned: wait}
+finished_at: {description: When it exited, engine time (wait), type: str, returned: when finished}
+log_tail: {description: Last lines of the container log (wait), type: list, returned: wait}
 exit_code: {description: The container's exit code (wait), type: int, returned: when finished}
 oom_killed: {description: Killed for memory (wait), type: bool, returned: when finished}
 containers: {description: Containers matching the labels (find), type: list, returned: find}
@@ -104,6 +121,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -167,38 +185,75 @@ def run_argv(params):
     return argv + [params["image"]] + list(params["command"])
 
 
+def wait_for_exit(engine, names, timeout):
+    """Block until every named container has exited (or does not exist); False on timeout."""
+    deadline = time.time() + timeout
+    for name in names:
+        state = engine.inspect_container(name)
+        if state is None or state["State"]["Status"] in ("exited", "dead", "created"):
+            continue
+        left = deadline - time.time()
+        if left <= 0 or engine.call(["wait", name], check=False, timeout=left) is None:
+            return False
+    return True
+
+
 def action_run(module, engine):
     params = module.params
     existing = engine.inspect_container(params["name"])
     if existing is not None:
-        return dict(changed=False, exists=True, container_id=existing["Id"], reattached=True)
+        return dict(
+            changed=False, exists=True, started=True, container_id=existing["Id"], reattached=True
+        )
     if module.check_mode:
-        return dict(changed=True, exists=False)
+        return dict(changed=True, exists=False, started=False)
+    if not wait_for_exit(engine, params["after"], params["timeout"]):
+        return dict(changed=False, exists=False, started=False)
     # Values travel in the CLI's environment, never on its command line (ps shows argv).
     saved = engine.env
     values = dict(params["env"], **params["secret_env"])
     engine.env = dict(saved, **dict((k, str(v)) for k, v in values.items()))
     proc = engine.call(run_argv(params))
     engine.env = saved
-    return dict(changed=True, exists=True, container_id=proc.stdout.strip(), reattached=False)
+    return dict(
+        changed=True, exists=True, started=True, container_id=proc.stdout.strip(), reattached=False
+    )
 
 
 def action_wait(module, engine):
     name = module.params["name"]
     if engine.inspect_container(name) is None:
-        module.fail_json(msg="container %s does not exist" % name)
+        return dict(changed=False, exists=False, finished=False)
     proc = engine.call(["wait", name], check=False, timeout=module.params["timeout"])
     state = engine.inspect_container(name)
-    if proc is None or state is None or state["State"]["Status"] not in ("exited", "dead"):
-        return dict(changed=False, exists=state is not None, finished=False)
-    return dict(
+    if state is None:
+        return dict(changed=False, exists=False, finished=False)
+    result = dict(
         changed=False,
         exists=True,
-        finished=True,
         container_id=state["Id"],
+        started_at=state["State"].get("StartedAt"),
+        log_tail=log_tail(engine, name, module.params["tail"]),
+    )
+    if proc is None or state["State"]["Status"] not in ("exited", "dead"):
+        return dict(result, finished=False)
+    return dict(
+        result,
+        finished=True,
         exit_code=int(state["State"]["ExitCode"]),
+        finished_at=state["State"].get("FinishedAt"),
         oom_killed=bool(state["State"].get("OOMKilled")),
     )
+
+
+def log_tail(engine, name, lines):
+    """The last `lines` lines of the container log (stdout, then stderr)."""
+    if lines <= 0:
+        return []
+    proc = engine.call(["logs", "--tail", str(lines), name], check=False)
+    if proc.returncode != 0:
+        return []
+    return (proc.stdout + proc.stderr).splitlines()[-lines:]
 
 
 def action_logs(module, engine):
@@ -323,6 +378,8 @@ def main():
             workdir=dict(type="str"),
             engine_args=dict(type="list", elements="str", default=[]),
             timeout=dict(type="int", default=60),
+            after=dict(type="list", elements="str", default=[]),
+            tail=dict(type="int", default=0),
             grace=dict(type="int", default=10),
             dest=dict(type="path"),
             context=dict(type="path"),

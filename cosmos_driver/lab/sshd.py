@@ -82,9 +82,16 @@ def start_sshd(paths: LabPaths, index: int, wanted_port: int | None) -> SshHost:
 
 
 def stop_sshd(paths: LabPaths, index: int) -> None:
+    """Stop the listener and its open sessions (a session outlives its listener, and a
+    persisted SSH master would keep using it)."""
     pid = read_pid(paths.host_dir(index) / "sshd.pid")
-    if pid:
-        stop_pid(pid, f"sshd of lab-{index}")
+    if not pid:
+        return
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    sessions = children.read_text().split() if children.exists() else []
+    stop_pid(pid, f"sshd of lab-{index}")
+    for session in sessions:
+        stop_pid(int(session), f"an ssh session of lab-{index}", grace=2)
 
 
 def known_hosts_line(host: SshHost) -> str:

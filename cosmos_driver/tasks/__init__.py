@@ -2,9 +2,19 @@
 
 from invoke import Collection
 
-from cosmos_driver.tasks import jobs, lab
+from cosmos_driver.tasks import jobs, lab, runs, video
 
 namespace = Collection()
-namespace.add_task(jobs.infer)
-namespace.add_task(jobs.demo)
+for body in (
+    jobs.infer,
+    jobs.demo,
+    runs.status,
+    runs.runs,
+    runs.show,
+    runs.logs,
+    runs.kill,
+    video.inspect,
+    video.prepare,
+):
+    namespace.add_task(body)
 namespace.add_collection(Collection.from_module(lab), name="lab")

@@ -10,9 +10,9 @@ from rich.table import Table
 
 from cosmos_driver.ansible_adapter import AnsibleAdapter, inventory_hosts
 from cosmos_driver.batch import load_batch
-from cosmos_driver.batch_runner import BatchResult, run_batch
+from cosmos_driver.batch_runner import BatchResult, BatchRunner
 from cosmos_driver.content import content_root
-from cosmos_driver.errors import ExecutionError
+from cosmos_driver.errors import ExecutionError, Interrupted
 from cosmos_driver.lab import lab as lab_control
 from cosmos_driver.lab.paths import LabPaths
 from cosmos_driver.records import RunRecord
@@ -27,16 +27,31 @@ from cosmos_driver.tasks.common import (
     resolve_inventory,
     state_store,
 )
+from cosmos_driver.tasks.progress import BatchView, live
 
 log = logging.getLogger(__name__)
 
 
-def _infer(batch_file: str, inventory: Path, store: RunStore) -> BatchResult:
+def _infer(batch_file: str, inventory: Path, store: RunStore, as_json: bool) -> BatchResult:
     batch = load_batch(Path(batch_file))
     adapter = AnsibleAdapter(inventory, store.root / "tmp")
-    hosts = list(inventory_hosts(inventory))
+    hosts = inventory_hosts(inventory)
+    gpu_counts = {
+        name: int(hostvars.get("cosmos_gpu_count", 1)) for name, hostvars in hosts.items()
+    }
     log.info("batch %s: %d job(s) on %s", batch.batch_id, len(batch.jobs), ", ".join(hosts))
-    return run_batch(batch, adapter, store, hosts)
+    view = BatchView(batch.batch_id)
+    runner = BatchRunner(
+        adapter, store, gpu_counts, on_change=view.on_change, on_hosts=view.on_hosts
+    )
+    display = live(view, enabled=console.is_terminal and not as_json)
+    try:
+        if display is None:
+            return runner.run(batch)
+        with display:
+            return runner.run(batch)
+    except KeyboardInterrupt:
+        raise Interrupted(batch.batch_id) from None
 
 
 def _summary(result: BatchResult, store: RunStore, as_json: bool) -> None:
@@ -88,7 +103,7 @@ def _finish(result: BatchResult) -> None:
 def infer(c, batch, inventory=None, state_dir=None, json=False):
     """Run a batch of Cosmos jobs; re-running the same file skips the runs that succeeded."""
     store = state_store(state_dir)
-    result = _infer(batch, resolve_inventory(inventory), store)
+    result = _infer(batch, resolve_inventory(inventory), store, json)
     _summary(result, store, json)
     _finish(result)
 
@@ -99,6 +114,6 @@ def demo(c, state_dir=None, json=False):
     """Start the lab, run examples/demo.yaml on it, and say where the outputs are."""
     inventory = lab_control.up(LabPaths.from_env(), hosts=None, gpus=None)
     store = state_store(state_dir)
-    result = _infer(str(content_root() / "examples" / "demo.yaml"), inventory, store)
+    result = _infer(str(content_root() / "examples" / "demo.yaml"), inventory, store, json)
     _summary(result, store, json)
     _finish(result)

@@ -42,7 +42,7 @@ class Lab:
 @pytest.fixture(scope="session")
 def lab() -> Lab:
     paths = LabPaths.from_env()
-    inventory = lab_control.up(paths)
+    inventory = lab_control.up(paths, hosts=2, gpus=2)
     return Lab(paths, inventory)
 
 

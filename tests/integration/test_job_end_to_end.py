@@ -168,3 +168,26 @@ def test_job_playbook_runs_on_its_own(lab, tmp_path):
         ROOT / "examples/inputs/street-color.mp4"
     )
     assert lab.containers("cosmos.run_id=standalone-test") == []
+
+
+def test_mismatched_inputs_fail_before_upload_naming_each(lab, tmp_path):
+    """A depth video of another size and length than the color video: nothing starts."""
+    short = tmp_path / "inputs" / "short-depth.mp4"
+    write_batch(tmp_path, "unused", [job("x")])
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x96:rate=24",
+         "-frames:v", "20", "-c:v", "mpeg4", str(short)],
+        check=True,
+    )  # fmt: skip
+    mixed = job("mixed", inputs={"color": "inputs/street-color.mp4",
+                                 "depth": "inputs/short-depth.mp4"},
+                controls={"depth": 0.5})  # fmt: skip
+    batch = write_batch(tmp_path, "mismatch", [mixed])
+    state = tmp_path / "state"
+    result = cosmos("infer", "--batch", str(batch), "--state-dir", str(state),
+                    "--inventory", str(lab.inventory))  # fmt: skip
+    assert result.code == 2, result.stderr
+    problems = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert any("job mixed" in p and "depth" in p and "frame" in p for p in problems), problems
+    assert any("job mixed" in p and "depth" in p and "160" in p for p in problems), problems
+    assert not (state / "runs").exists()

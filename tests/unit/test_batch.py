@@ -697,7 +697,7 @@ def test_duplicate_job_names(write_batch, line_of):
 
 
 @pytest.mark.parametrize(
-    "name", ["'my job'", "-leading-dash", "a/b", "'../up'", "é", "a" * 65, "'.hidden'"]
+    "name", ["'my job'", "-leading-dash", "a/b", "'../up'", "é", "a" * 129, "'.hidden'"]
 )
 def test_job_name_with_bad_characters(write_batch, line_of, name):
     path = write_batch(
@@ -712,7 +712,7 @@ def test_job_name_with_bad_characters(write_batch, line_of, name):
     )
     problem = only_problem(path)
     assert problem.startswith(f"{path}:{line_of(path, 'name: ', occurrence=2)}: jobs[0] (")
-    assert problem.endswith(".name: use letters, digits, '.', '_' or '-' (64 at most)")
+    assert problem.endswith(".name: use letters, digits, '.', '_' or '-' (128 at most)")
 
 
 def test_job_name_with_a_trailing_newline_is_rejected(write_batch):
@@ -726,7 +726,7 @@ def test_job_name_with_a_trailing_newline_is_rejected(write_batch):
             controls: {edge: 0.5}
         """
     )
-    assert only_problem(path).endswith(".name: use letters, digits, '.', '_' or '-' (64 at most)")
+    assert only_problem(path).endswith(".name: use letters, digits, '.', '_' or '-' (128 at most)")
 
 
 # --- files that are not batches ------------------------------------------------------------
@@ -765,3 +765,41 @@ def test_unreadable_file(tmp_path):
     path = tmp_path / "absent.yaml"
     problem = only_problem(path)
     assert problem.startswith(f"{path}: cannot read")
+
+
+def test_a_sweep_gives_one_job_per_combination_with_stable_names(tmp_path):
+    (tmp_path / "c.mp4").write_bytes(b"x")
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        "name: sweep\n"
+        "jobs:\n"
+        "  - name: scene\n"
+        "    prompt: p\n"
+        "    inputs: {color: c.mp4}\n"
+        "    controls: {edge: 0.5}\n"
+        "    seed: [1, 2, 3]\n"
+        "    guidance: [5, 7.5]\n"
+        "    retries: 2\n"
+    )
+    batch = load_batch(path)
+    names = [job.name for job in batch.jobs]
+    assert len(names) == 6
+    assert names[0] == "scene.seed-1.guidance-5"
+    assert "scene.seed-3.guidance-7.5" in names
+    assert {(j.sampling["seed"], j.sampling["guidance"]) for j in batch.jobs} == {
+        (s, g) for s in (1, 2, 3) for g in (5, 7.5)
+    }
+    assert all(job.retries == 2 for job in batch.jobs)
+    assert load_batch(path).jobs == batch.jobs
+
+
+def test_a_bad_value_in_a_sweep_is_named(tmp_path):
+    (tmp_path / "c.mp4").write_bytes(b"x")
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        "name: sweep\njobs:\n  - name: s\n    prompt: p\n    inputs: {color: c.mp4}\n"
+        "    controls: {edge: 0.5}\n    seed: [1, -4]\n"
+    )
+    with pytest.raises(ValidationError) as caught:
+        load_batch(path)
+    assert "jobs[0] (s.seed--4).seed: must be from 0 to 4294967295, got -4" in str(caught.value)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,15 +18,28 @@ import pytest
 from cosmos_driver import lifecycle
 from cosmos_driver.ansible_adapter import PlaybookCall, PlaybookOutcome, TaskFailure
 from cosmos_driver.batch import Job
-from cosmos_driver.lifecycle import JobLifecycle, prepare
+from cosmos_driver.errors import StoreError
+from cosmos_driver.lifecycle import (
+    DriverStopping,
+    Exit,
+    JobLifecycle,
+    Placement,
+    RetryPolicy,
+    RunRef,
+    Verdict,
+    prepare,
+)
 from cosmos_driver.profiles import transfer1
-from cosmos_driver.records import FailureReason, RunRecord, RunState
+from cosmos_driver.records import FailureReason, Progress, RunRecord, RunState
 from cosmos_driver.store import RunStore
 
 HOST = "gpu-1"
 BATCH_ID = "demo-0123abcd"
 RUN_ID = "demo.job-1-89abcdef"
 PHASES = ["job_stage.yml", "job_start.yml", "job_wait.yml", "job_collect.yml"]
+STARTED_AT = "2025-01-02T03:04:05.000000001Z"
+FINISHED_AT = "2025-01-02T03:14:05.000000001Z"
+NO_RETRY = RetryPolicy(delays=())
 
 
 def ok(**data: Any) -> PlaybookOutcome:
@@ -38,43 +53,58 @@ def unreachable(task: str = "Stage | Ensure the run directory") -> PlaybookOutco
 
 @dataclass
 class FakeAdapter:
-    """Stands in for AnsibleAdapter: records calls, answers from a script, writes collects."""
+    """Stands in for AnsibleAdapter: records calls, answers from a script, writes collects.
+
+    `outcomes[playbook]` is either one outcome for every call of that playbook or a list
+    consumed call by call (the last one repeats)."""
 
     store: RunStore
     mp4: Any
     exit_code: int = 0
     log_lines: list[str] = field(default_factory=lambda: ["step 1/2", "step 2/2"])
+    log_tail: list[str] = field(default_factory=lambda: ["step 2/2"])
     video: bool = True
-    outcomes: dict[str, PlaybookOutcome] = field(default_factory=dict)
-    waits_before_exit: int = 0
+    outcomes: dict[str, Any] = field(default_factory=dict)
+    waits_before_exit: int | None = 0
     clock: Any = None
+    on_call: Any = None
     calls: list[PlaybookCall] = field(default_factory=list)
     states_seen: list[tuple[str, str]] = field(default_factory=list)
     log_paths: list[Path | None] = field(default_factory=list)
+    cancels: list[Any] = field(default_factory=list)
 
     def run(
         self, call: PlaybookCall, log_path: Path | None = None, cancel: Any = None
     ) -> PlaybookOutcome:
         self.calls.append(call)
         self.log_paths.append(log_path)
+        self.cancels.append(cancel)
         saved = self.store.load_run(call.extravars["cosmos_job_run_id"])
         self.states_seen.append((call.playbook, saved.state.value if saved else "none"))
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             with log_path.open("a", encoding="utf-8") as out:
                 out.write(f"PLAY [{call.playbook}]\n")
+        if self.on_call:
+            self.on_call(call)
         if call.playbook in self.outcomes:
-            outcome = self.outcomes[call.playbook]
+            outcome = self._scripted(call.playbook)
             if call.playbook == "job_collect.yml" and outcome.ok:
                 self._collect(call)
             return outcome
         return getattr(self, "_" + call.playbook.removesuffix(".yml"))(call)
 
+    def _scripted(self, playbook: str) -> PlaybookOutcome:
+        scripted = self.outcomes[playbook]
+        if isinstance(scripted, list):
+            return scripted.pop(0) if len(scripted) > 1 else scripted[0]
+        return scripted
+
     def _job_stage(self, call: PlaybookCall) -> PlaybookOutcome:
         return ok()
 
     def _job_start(self, call: PlaybookCall) -> PlaybookOutcome:
-        return ok(container_id="c0ffee1234", reattached=False)
+        return ok(started=True, container_id="c1", reattached=False)
 
     def _job_wait(self, call: PlaybookCall) -> PlaybookOutcome:
         if self.clock is not None:
@@ -82,8 +112,16 @@ class FakeAdapter:
         if self.waits_before_exit is None or self.waits_before_exit > 0:
             if self.waits_before_exit is not None:
                 self.waits_before_exit -= 1
-            return ok(finished=False, oom_killed=False)
-        return ok(finished=True, exit_code=self.exit_code, oom_killed=False)
+            return ok(exists=True, finished=False, started_at=STARTED_AT, log_tail=["1/2 ["])
+        return ok(
+            exists=True,
+            finished=True,
+            exit_code=self.exit_code,
+            started_at=STARTED_AT,
+            finished_at=FINISHED_AT,
+            log_tail=self.log_tail,
+            oom_killed=False,
+        )
 
     def _job_collect(self, call: PlaybookCall) -> PlaybookOutcome:
         names = self._collect(call)
@@ -127,15 +165,29 @@ def job(tmp_path: Path) -> Job:
     )
 
 
-def run_job(store: RunStore, job: Job, adapter: FakeAdapter) -> RunRecord:
+def pending_record(store: RunStore, job: Job) -> RunRecord:
+    """The record BatchRunner writes before a run is scheduled."""
     record = RunRecord(RUN_ID, BATCH_ID, job.name)
     record.move_to(RunState.PENDING)
     store.save_run(record)
-    prepared = prepare(store, BATCH_ID, RUN_ID, job)
-    result = JobLifecycle(adapter, store, HOST).execute(prepared, record)
-    assert result is record
-    assert store.load_run(RUN_ID) == record
     return record
+
+
+def run_job(
+    store: RunStore,
+    job: Job,
+    adapter: FakeAdapter,
+    placement: Placement | None = None,
+    retry: RetryPolicy = NO_RETRY,
+) -> RunRecord:
+    pending_record(store, job)
+    prepared = prepare(store, BATCH_ID, RUN_ID, job)
+    changes: list[RunRecord] = []
+    life = JobLifecycle(adapter, store, retry=retry, on_change=changes.append)
+    result = life.execute(prepared, placement or Placement(HOST, ("0", "1")))
+    assert store.load_run(RUN_ID) == result
+    assert changes[-1] == result  # every write is reported, the last one is the verdict
+    return result
 
 
 def states(record: RunRecord) -> list[str]:
@@ -154,9 +206,13 @@ def test_success_walks_every_state_and_keeps_outputs_and_logs(store, job, mp4):
     assert record.failure is None
     assert record.host == HOST
     assert record.exit_code == 0
-    assert record.container_id == "c0ffee1234"
+    assert record.container_id == "c1"
+    assert record.gpu_devices == ["0", "1"]
+    assert record.container_started_at == STARTED_AT
+    assert record.container_finished_at == FINISHED_AT
     assert record.outputs == ["outputs/output.mp4", "outputs/output.txt"]
     assert record.logs == ["logs/ansible.log", "logs/container.log"]
+    assert record.notes == []
     assert adapter.playbooks == PHASES
     assert all(call.limit == HOST for call in adapter.calls)
 
@@ -164,9 +220,10 @@ def test_success_walks_every_state_and_keeps_outputs_and_logs(store, job, mp4):
 def test_each_state_is_saved_before_its_phase_runs(store, job, mp4):
     adapter = FakeAdapter(store, mp4)
     run_job(store, job, adapter)
+    # `running` is entered once the container has started, so start runs in `staging`.
     assert adapter.states_seen == [
         ("job_stage.yml", "staging"),
-        ("job_start.yml", "running"),
+        ("job_start.yml", "staging"),
         ("job_wait.yml", "running"),
         ("job_collect.yml", "collecting"),
     ]
@@ -178,6 +235,15 @@ def test_phase_output_goes_to_the_runs_ansible_log(store, job, mp4):
     ansible_log = store.logs_dir(RUN_ID) / "ansible.log"
     assert adapter.log_paths == [ansible_log] * 4
     assert ansible_log.read_text().splitlines() == [f"PLAY [{p}]" for p in PHASES]
+
+
+def test_every_phase_gets_the_lifecycles_stop_event_as_its_cancel(store, job, mp4):
+    adapter = FakeAdapter(store, mp4)
+    pending_record(store, job)
+    life = JobLifecycle(adapter, store, retry=NO_RETRY)
+    life.execute(prepare(store, BATCH_ID, RUN_ID, job), Placement(HOST, ("0", "1")))
+    assert len(adapter.cancels) == 4
+    assert all(cancel is life.stop for cancel in adapter.cancels)
 
 
 def test_extravars_name_the_run_its_inputs_command_and_fetch_dir(store, job, mp4):
@@ -199,6 +265,7 @@ def test_extravars_name_the_run_its_inputs_command_and_fetch_dir(store, job, mp4
         assert extravars["cosmos_job_command"] == transfer1.command(job, transfer1.ContainerPaths())
         assert "--nproc_per_node=2" in extravars["cosmos_job_command"]
         assert extravars["cosmos_job_gpu_devices"] == ["0", "1"]
+        assert extravars["cosmos_job_after"] == []
         assert extravars["cosmos_job_env"] == {"NCCL_DEBUG": "WARN"}
         assert extravars["cosmos_job_fetch_dir"] == str(store.run_dir(RUN_ID).resolve())
         assert Path(extravars["cosmos_job_spec_src"]) == store.run_dir(RUN_ID) / "spec.json"
@@ -208,6 +275,30 @@ def test_extravars_name_the_run_its_inputs_command_and_fetch_dir(store, job, mp4
             "checkpoints": "/cosmos/checkpoints",
         }
         json.dumps(extravars)  # extravars must be plain JSON for ansible-runner
+
+
+def test_start_gets_the_placements_devices_and_the_containers_it_follows(store, job, mp4):
+    adapter = FakeAdapter(store, mp4)
+    placement = Placement(HOST, ("2", "3"), ("cosmos-a", "cosmos-b"))
+    record = run_job(store, job, adapter, placement)
+
+    start = adapter.calls[adapter.playbooks.index("job_start.yml")]
+    assert start.extravars["cosmos_job_gpu_devices"] == ["2", "3"]
+    assert start.extravars["cosmos_job_after"] == ["cosmos-a", "cosmos-b"]
+    assert start.extravars["cosmos_job_start_timeout"] == lifecycle.START_PHASE_SECONDS
+    assert start.timeout == lifecycle.START_PHASE_SECONDS + lifecycle.PHASE_MARGIN_SECONDS
+    assert record.gpu_devices == ["2", "3"]
+    assert record.state is RunState.SUCCEEDED
+
+
+def test_start_is_asked_again_until_the_container_has_started(store, job, mp4):
+    not_yet = ok(started=False, exists=False)
+    started = ok(started=True, container_id="c2")
+    adapter = FakeAdapter(store, mp4, outcomes={"job_start.yml": [not_yet, not_yet, started]})
+    record = run_job(store, job, adapter)
+    assert adapter.playbooks.count("job_start.yml") == 3
+    assert record.container_id == "c2"
+    assert record.state is RunState.SUCCEEDED
 
 
 def test_spec_file_sent_is_the_profile_spec_with_hashed_input_names(store, job, mp4):
@@ -224,6 +315,33 @@ def test_spec_file_sent_is_the_profile_spec_with_hashed_input_names(store, job, 
     assert spec["edge"] == {"control_weight": 0.6}
     assert spec["seed"] == 5
     assert spec["num_steps"] == 10
+
+
+def test_wait_log_tail_sets_the_progress(store, job, mp4):
+    tail = [
+        "loading checkpoints",
+        " 11/35 [00:10<00:20,  1.0it/s]",
+        " 12/35 [00:11<00:19,  1.0it/s]",
+        "saving video",
+    ]
+    adapter = FakeAdapter(store, mp4, log_tail=tail)
+    record = run_job(store, job, adapter)
+    assert record.progress == Progress(12, 35)
+    assert store.load_run(RUN_ID).progress == Progress(12, 35)
+
+
+def test_progress_is_kept_from_every_wait_phase(store, job, mp4):
+    seen: list[Progress | None] = []
+
+    def watch(call: PlaybookCall) -> None:
+        if call.playbook == "job_wait.yml":
+            seen.append(store.load_run(RUN_ID).progress)
+
+    adapter = FakeAdapter(store, mp4, waits_before_exit=1, on_call=watch, log_tail=["2/2 [x]"])
+    record = run_job(store, job, adapter)
+    # Before the first wait nothing is known; the unfinished wait saw 1/2, the last 2/2.
+    assert seen == [None, Progress(1, 2)]
+    assert record.progress == Progress(2, 2)
 
 
 # --- failures ------------------------------------------------------------------------------
@@ -296,16 +414,41 @@ def test_stage_unreachable_is_host_unreachable_and_collect_still_runs(store, job
     assert record.exit_code is None
 
 
+def test_unreachable_phase_is_retried_with_a_note_per_retry(store, job, mp4):
+    adapter = FakeAdapter(
+        store, mp4, outcomes={"job_stage.yml": [unreachable(), unreachable(), ok()]}
+    )
+    record = run_job(store, job, adapter, retry=RetryPolicy(delays=(0.01, 0.02, 0.03)))
+
+    assert adapter.playbooks == ["job_stage.yml"] * 3 + PHASES[1:]
+    assert record.state is RunState.SUCCEEDED
+    assert len(record.notes) == 2
+    assert "retrying in 0.01 s" in record.notes[0].text
+    assert "retrying in 0.02 s" in record.notes[1].text
+    assert all("Failed to connect" in note.text for note in record.notes)
+
+
+def test_host_still_unreachable_after_every_retry_is_host_unreachable(store, job, mp4):
+    adapter = FakeAdapter(store, mp4, outcomes={"job_stage.yml": unreachable()})
+    record = run_job(store, job, adapter, retry=RetryPolicy(delays=(0.01, 0.01)))
+
+    assert adapter.playbooks == ["job_stage.yml"] * 3 + ["job_collect.yml"]
+    assert len(record.notes) == 2
+    assert record.failure.reason is FailureReason.HOST_UNREACHABLE
+
+
 def test_start_failure_is_playbook_failed_and_skips_wait(store, job, mp4):
     failure = TaskFailure(HOST, "Start | Run the job container", "image not found", False)
     adapter = FakeAdapter(
         store, mp4, outcomes={"job_start.yml": PlaybookOutcome("failed", 2, {}, [failure])}
     )
-    record = run_job(store, job, adapter)
+    record = run_job(store, job, adapter, retry=RetryPolicy(delays=(0.01,)))
 
+    # A failure that is not the network is not retried.
     assert adapter.playbooks == ["job_stage.yml", "job_start.yml", "job_collect.yml"]
     assert record.failure.reason is FailureReason.PLAYBOOK_FAILED
     assert record.failure.detail == f"{HOST}: Start | Run the job container: image not found"
+    assert record.notes == []
 
 
 def test_wait_unreachable_is_host_unreachable_and_collect_still_runs(store, job, mp4):
@@ -314,6 +457,14 @@ def test_wait_unreachable_is_host_unreachable_and_collect_still_runs(store, job,
     assert adapter.playbooks == PHASES
     assert record.failure.reason is FailureReason.HOST_UNREACHABLE
     assert record.exit_code is None
+
+
+def test_container_that_vanished_before_its_exit_was_seen_is_container_exit(store, job, mp4):
+    adapter = FakeAdapter(store, mp4, outcomes={"job_wait.yml": ok(exists=False, finished=False)})
+    record = run_job(store, job, adapter)
+    assert adapter.playbooks == PHASES
+    assert record.failure.reason is FailureReason.CONTAINER_EXIT
+    assert "vanished" in record.failure.detail
 
 
 def test_wait_polls_again_until_the_container_exits(store, job, mp4):
@@ -357,13 +508,27 @@ def test_wait_never_finishing_times_out_after_bounded_waits(store, job, mp4, mon
     assert record.exit_code is None
 
 
-def test_small_timeout_with_a_real_clock_ends_quickly(store, job, mp4, monkeypatch):
-    import time
+def test_wait_with_a_deadline_counts_from_the_deadline(store, job, mp4, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(lifecycle, "time", SimpleNamespace(monotonic=clock.monotonic))
+    monkeypatch.setattr(lifecycle, "WAIT_PHASE_SECONDS", 60)
+    adapter = FakeAdapter(store, mp4, waits_before_exit=None, clock=clock)
+    pending_record(store, job)
+    prepared = prepare(store, BATCH_ID, RUN_ID, job)
+    life = JobLifecycle(adapter, store, retry=NO_RETRY)
 
+    exit_ = life.wait(prepared, HOST, deadline=clock.now + 70)
+
+    assert exit_ == Exit(finished=False)
+    waits = [c.extravars["cosmos_job_wait_timeout"] for c in adapter.calls]
+    assert waits == [60, 10]
+
+
+def test_small_timeout_with_a_real_clock_ends_quickly(store, job, mp4, monkeypatch):
     class SlowWait(FakeAdapter):
         def _job_wait(self, call: PlaybookCall) -> PlaybookOutcome:
             time.sleep(0.05)
-            return ok(finished=False)
+            return ok(exists=True, finished=False)
 
     monkeypatch.setattr(lifecycle, "WAIT_PHASE_SECONDS", 1)
     quick_job = replace(job, timeout=2)
@@ -381,19 +546,108 @@ def test_small_timeout_with_a_real_clock_ends_quickly(store, job, mp4, monkeypat
     assert time.monotonic() - started < 10
 
 
-def test_collect_failure_after_a_good_run_is_reported(store, job, mp4):
+def test_timeout_of_one_second_still_waits_for_the_container(store, job, mp4):
+    adapter = FakeAdapter(store, mp4, exit_code=0)
+    record = run_job(store, replace(job, timeout=1), adapter)
+    assert "job_wait.yml" in adapter.playbooks
+    assert record.state is RunState.SUCCEEDED
+
+
+def test_collect_unreachable_after_a_good_run_is_host_unreachable(store, job, mp4):
+    adapter = FakeAdapter(
+        store, mp4, outcomes={"job_collect.yml": unreachable("Collect | Fetch the outputs")}
+    )
+    record = run_job(store, job, adapter)
+    assert record.state is RunState.FAILED
+    assert record.failure.reason is FailureReason.HOST_UNREACHABLE
+    assert "Failed to connect" in record.failure.detail
+
+
+def test_collect_failure_after_a_good_run_is_playbook_failed(store, job, mp4):
     failure = TaskFailure(HOST, "Collect | Fetch the outputs", "disk full", False)
     adapter = FakeAdapter(
         store, mp4, outcomes={"job_collect.yml": PlaybookOutcome("failed", 2, {}, [failure])}
     )
     record = run_job(store, job, adapter)
     assert record.state is RunState.FAILED
-    assert record.failure.reason is FailureReason.PLAYBOOK_FAILED
     assert "disk full" in record.failure.detail
+    assert record.failure.reason is FailureReason.PLAYBOOK_FAILED
 
 
-def test_timeout_of_one_second_still_waits_for_the_container(store, job, mp4):
-    adapter = FakeAdapter(store, mp4, exit_code=0)
-    record = run_job(store, replace(job, timeout=1), adapter)
-    assert "job_wait.yml" in adapter.playbooks
-    assert record.state is RunState.SUCCEEDED
+# --- stopping and cancelling ---------------------------------------------------------------
+
+
+def test_canceled_playbook_raises_driver_stopping_and_leaves_the_run(store, job, mp4):
+    adapter = FakeAdapter(store, mp4, outcomes={"job_wait.yml": PlaybookOutcome("canceled", 254)})
+    with pytest.raises(DriverStopping):
+        run_job(store, job, adapter)
+
+    # Its container keeps running; the record stays where it was; nothing is collected.
+    assert adapter.playbooks == PHASES[:3]
+    record = store.load_run(RUN_ID)
+    assert record.state is RunState.RUNNING
+    assert record.failure is None
+
+
+def test_stop_event_raises_driver_stopping_even_after_a_good_phase(store, job, mp4):
+    adapter = FakeAdapter(store, mp4)
+    pending_record(store, job)
+    life = JobLifecycle(adapter, store, retry=NO_RETRY)
+    adapter.on_call = lambda call: life.stop.set() if call.playbook == "job_start.yml" else None
+
+    with pytest.raises(DriverStopping):
+        life.execute(prepare(store, BATCH_ID, RUN_ID, job), Placement(HOST, ("0", "1")))
+    assert adapter.playbooks == PHASES[:2]
+    assert store.load_run(RUN_ID).state is RunState.STAGING
+
+
+def test_stop_during_a_retry_delay_raises_driver_stopping(store, job, mp4):
+    adapter = FakeAdapter(store, mp4, outcomes={"job_stage.yml": unreachable()})
+    pending_record(store, job)
+    life = JobLifecycle(adapter, store, retry=RetryPolicy(delays=(30.0,)))
+    threading.Timer(0.1, life.stop.set).start()
+
+    with pytest.raises(DriverStopping):
+        life.execute(prepare(store, BATCH_ID, RUN_ID, job), Placement(HOST, ("0", "1")))
+    assert adapter.playbooks == ["job_stage.yml"]
+
+
+def test_cancel_marker_makes_judge_end_cancelled(store, job, mp4):
+    def cancel_while_staging(call: PlaybookCall) -> None:
+        if call.playbook == "job_stage.yml":
+            store.request_cancel(RUN_ID)
+
+    adapter = FakeAdapter(store, mp4, exit_code=3, on_call=cancel_while_staging)
+    record = run_job(store, job, adapter)
+
+    assert record.state is RunState.CANCELLED
+    assert states(record) == ["pending", "staging", "running", "collecting", "cancelled"]
+    assert record.failure.reason is FailureReason.CANCELLED
+    assert record.failure.log_tail == ["step 1/2", "step 2/2"]
+
+
+def test_judge_of_an_already_cancelled_record_adds_no_second_end(store, job, mp4):
+    adapter = FakeAdapter(store, mp4)
+    pending_record(store, job)
+    # A `kill` in another process concluded the run.
+    store.update_run(RUN_ID, lambda r: r.fail(FailureReason.CANCELLED, "stopped by kill"))
+    before = store.load_run(RUN_ID)
+    life = JobLifecycle(adapter, store, retry=NO_RETRY)
+
+    problem = Verdict(FailureReason.CONTAINER_EXIT, "container exited with code 137")
+    record = life.judge(RunRef(RUN_ID, BATCH_ID), problem, Exit(True, 137), None)
+
+    assert record.state is RunState.CANCELLED
+    assert record.history == before.history
+    assert states(record) == ["pending", "cancelled"]
+    assert record.failure.detail == "stopped by kill"
+    assert store.load_run(RUN_ID) == before
+    assert adapter.calls == []
+
+
+def test_records_are_written_through_update_so_a_missing_record_is_an_error(store, job, mp4):
+    adapter = FakeAdapter(store, mp4)
+    life = JobLifecycle(adapter, store, retry=NO_RETRY)
+    with pytest.raises(StoreError, match=RUN_ID):
+        life.execute(prepare(store, BATCH_ID, RUN_ID, job), Placement(HOST))
+    assert adapter.calls == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import multiprocessing
 from pathlib import Path
@@ -14,6 +15,8 @@ from cosmos_driver.records import (
     BatchRecord,
     Failure,
     FailureReason,
+    Note,
+    Progress,
     RunRecord,
     RunState,
     Transition,
@@ -300,3 +303,236 @@ def test_lock_is_released_after_an_exception(tmp_path):
             waiter.kill()
             waiter.join()
     assert waiter.exitcode == 0
+
+
+# --- update_run ----------------------------------------------------------------------------
+
+
+def _lock_is_free(root: Path) -> bool:
+    """Whether the store's write lock can be taken now (flock is per open file description,
+    so a second open of the lock file contends even within this process)."""
+    with (root / ".lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
+
+
+def test_update_run_applies_the_change_under_the_lock_and_returns_the_new_record(tmp_path):
+    store = RunStore(tmp_path)
+    record = RunRecord("r1", "b", "j")
+    record.move_to(RunState.PENDING)
+    store.save_run(record)
+    seen: list[tuple[RunState, bool]] = []
+
+    def change(current: RunRecord) -> None:
+        seen.append((current.state, _lock_is_free(tmp_path)))
+        current.move_to(RunState.STAGING)
+        current.host = "gpu-1"
+
+    updated = store.update_run("r1", change)
+
+    assert seen == [(RunState.PENDING, False)]
+    assert _lock_is_free(tmp_path)
+    assert updated.state is RunState.STAGING
+    assert updated.host == "gpu-1"
+    assert store.load_run("r1") == updated
+    assert stray_files(tmp_path) == []
+
+
+def test_update_run_reads_the_latest_record_not_a_stale_copy(tmp_path):
+    store = RunStore(tmp_path)
+    stale = RunRecord("r1", "b", "j")
+    store.save_run(stale)
+    store.update_run("r1", lambda r: r.note("first"))
+    store.update_run("r1", lambda r: r.note("second"))
+    assert [n.text for n in store.load_run("r1").notes] == ["first", "second"]
+
+
+def test_update_run_of_a_missing_run_raises_store_error(tmp_path):
+    store = RunStore(tmp_path)
+    called = []
+    with pytest.raises(StoreError, match="no record of run ghost"):
+        store.update_run("ghost", called.append)
+    assert called == []
+    assert not (tmp_path / "runs" / "ghost" / "run.json").exists()
+
+
+def test_a_failed_change_writes_nothing(tmp_path):
+    store = RunStore(tmp_path)
+    store.save_run(RunRecord("r1", "b", "j"))
+
+    def broken(record: RunRecord) -> None:
+        record.move_to(RunState.STAGING)
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        store.update_run("r1", broken)
+    assert store.load_run("r1").state is RunState.PENDING
+    assert _lock_is_free(tmp_path)
+
+
+def test_record_round_trip_keeps_notes_progress_devices_and_container_times(tmp_path):
+    store = RunStore(tmp_path)
+    record = RunRecord("r1", "b", "j", host="gpu-1")
+    record.gpu_devices = ["2", "3"]
+    record.container_started_at = "2025-01-02T03:04:05Z"
+    record.container_finished_at = "2025-01-02T03:14:05Z"
+    record.progress = Progress(12, 35)
+    record.note("host unreachable, retrying in 2 s")
+    store.save_run(record)
+
+    loaded = store.load_run("r1")
+    assert loaded == record
+    assert isinstance(loaded.progress, Progress)
+    assert all(isinstance(n, Note) for n in loaded.notes)
+    assert loaded.notes[0].text == "host unreachable, retrying in 2 s"
+    assert loaded.notes[0].at.endswith("+00:00")
+
+
+# --- driving and is_driven -----------------------------------------------------------------
+
+
+def _drive(root: str, batch_id: str, held, release) -> None:
+    with RunStore(Path(root)).driving(batch_id):
+        held.set()
+        release.wait(10)
+
+
+def _try_to_drive(root: str, batch_id: str, answer) -> None:
+    try:
+        with RunStore(Path(root)).driving(batch_id):
+            answer.put("driving")
+    except StoreError as exc:
+        answer.put(str(exc))
+
+
+def test_driving_refuses_a_second_holder_and_is_driven_says_so(tmp_path):
+    context = multiprocessing.get_context("fork")
+    store = RunStore(tmp_path)
+    held, release = context.Event(), context.Event()
+    holder = context.Process(target=_drive, args=(str(tmp_path), "b1", held, release))
+    assert not store.is_driven("b1")
+    holder.start()
+    try:
+        assert held.wait(5)
+        assert store.is_driven("b1")
+        assert not store.is_driven("b2")
+
+        answer = context.Queue()
+        second = context.Process(target=_try_to_drive, args=(str(tmp_path), "b1", answer))
+        second.start()
+        message = answer.get(timeout=5)
+        second.join(5)
+        assert "b1" in message
+        assert "already running" in message
+        assert "invoke status" in message
+        assert "invoke kill" in message
+
+        # In this process too, a second holder is refused while the first holds on.
+        with pytest.raises(StoreError, match="already running"), store.driving("b1"):
+            pass
+        # Another batch is free.
+        with store.driving("b2"):
+            assert store.is_driven("b2")
+    finally:
+        release.set()
+        holder.join(5)
+        if holder.is_alive():
+            holder.kill()
+            holder.join()
+    assert holder.exitcode == 0
+    assert not store.is_driven("b1")
+    assert not store.is_driven("b2")
+    with store.driving("b1"):
+        assert store.is_driven("b1")
+
+
+def test_a_crashed_driver_holds_nothing(tmp_path):
+    context = multiprocessing.get_context("fork")
+    held, release = context.Event(), context.Event()
+    holder = context.Process(target=_drive, args=(str(tmp_path), "b1", held, release))
+    holder.start()
+    assert held.wait(5)
+    holder.kill()
+    holder.join()
+    store = RunStore(tmp_path)
+    assert not store.is_driven("b1")
+    with store.driving("b1"):
+        pass
+
+
+# --- finding runs --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def three_runs(tmp_path) -> RunStore:
+    store = RunStore(tmp_path)
+    for run_id in ("demo.job-1-aaaa1111", "demo.job-1-aaaa2222", "demo.job-2-bbbb3333"):
+        store.save_run(RunRecord(run_id, "demo", run_id))
+    return store
+
+
+def test_find_run_id_takes_an_exact_id(three_runs):
+    assert three_runs.find_run_id("demo.job-2-bbbb3333") == "demo.job-2-bbbb3333"
+
+
+def test_find_run_id_takes_a_unique_prefix(three_runs):
+    assert three_runs.find_run_id("demo.job-2") == "demo.job-2-bbbb3333"
+    assert three_runs.find_run_id("demo.job-1-aaaa2") == "demo.job-1-aaaa2222"
+
+
+def test_find_run_id_of_an_ambiguous_prefix_names_the_matches(three_runs):
+    with pytest.raises(StoreError) as caught:
+        three_runs.find_run_id("demo.job-1")
+    message = str(caught.value)
+    assert "matches 2 runs" in message
+    assert "demo.job-1-aaaa1111" in message
+    assert "demo.job-1-aaaa2222" in message
+
+
+def test_find_run_id_of_an_unknown_run_says_how_to_list_them(three_runs, tmp_path):
+    with pytest.raises(StoreError, match="no run 'zzz'") as caught:
+        three_runs.find_run_id("zzz")
+    assert "invoke runs" in str(caught.value)
+    with pytest.raises(StoreError, match="no run"):
+        RunStore(tmp_path / "empty").find_run_id("demo")
+
+
+# --- cancel markers ------------------------------------------------------------------------
+
+
+def test_cancel_markers_are_set_seen_and_cleared(tmp_path):
+    store = RunStore(tmp_path)
+    assert not store.cancel_requested("r1")
+    store.request_cancel("r1")  # works before the run has a folder
+    assert store.cancel_requested("r1")
+    assert not store.cancel_requested("r2")
+    store.request_cancel("r1")
+    assert store.cancel_requested("r1")
+    store.clear_cancel("r1")
+    assert not store.cancel_requested("r1")
+    store.clear_cancel("r1")  # clearing twice is fine
+    assert not store.cancel_requested("r1")
+
+
+# --- batches -------------------------------------------------------------------------------
+
+
+def test_list_batches_is_oldest_first(tmp_path):
+    store = RunStore(tmp_path)
+    assert store.list_batches() == []
+    created = {
+        "zeta": "2025-03-01T00:00:00.000+00:00",
+        "alpha": "2025-05-01T00:00:00.000+00:00",
+        "mid": "2025-04-01T00:00:00.000+00:00",
+    }
+    for batch_id, at in created.items():
+        store.save_batch(BatchRecord(batch_id, batch_id, "src", [], created_at=at))
+    store.request_cancel("some-run")  # other files of the state dir are not batches
+    with store.driving("alpha"):
+        listed = store.list_batches()
+    assert [b.batch_id for b in listed] == ["zeta", "mid", "alpha"]
+    assert listed[0] == store.load_batch("zeta")

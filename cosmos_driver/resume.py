@@ -1,0 +1,54 @@
+"""Resume: match a batch's records with the containers its hosts still have, so a re-run
+re-attaches to running containers, collects finished ones, and starts only the rest."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from cosmos_driver.ansible_adapter import AnsibleAdapter, PlaybookCall
+from cosmos_driver.lifecycle import Placement, PreparedRun
+from cosmos_driver.records import RunRecord, RunState
+from cosmos_driver.scheduler import Mode, Ticket
+
+log = logging.getLogger(__name__)
+
+IN_FLIGHT = frozenset({RunState.STAGING, RunState.RUNNING, RunState.COLLECTING})
+
+
+@dataclass(frozen=True)
+class FoundContainers:
+    """Containers of one batch by host, and the hosts that did not answer."""
+
+    by_run: dict[str, str]
+    unreachable: frozenset[str]
+
+
+def find_batch_containers(adapter: AnsibleAdapter, batch_id: str) -> FoundContainers:
+    """Ask every host which containers labelled with this batch it has."""
+    call = PlaybookCall("job_find.yml", "all", {"cosmos_find_batch_id": batch_id}, timeout=300)
+    outcome = adapter.run(call)
+    by_run = {}
+    for host, containers in (outcome.data.get("containers") or {}).items():
+        for container in containers:
+            name = str(container.get("name", ""))
+            by_run[name.removeprefix("cosmos-")] = host
+    unreachable = frozenset(f.host for f in outcome.failures if f.unreachable)
+    return FoundContainers(by_run, unreachable)
+
+
+def ticket_for(run: PreparedRun, record: RunRecord | None, found: FoundContainers) -> Ticket:
+    """FRESH unless the run was in flight: then ATTACH to its container, or COLLECT."""
+    if record is None or record.state not in IN_FLIGHT:
+        return Ticket(run)
+    devices = tuple(record.gpu_devices) or ("0",)
+    host = found.by_run.get(run.run_id)
+    if host is None and record.host in found.unreachable:
+        host = record.host  # cannot tell; its wait retries until the host answers
+    if host is not None:
+        log.info("run %s: re-attaching to its container on %s", run.run_id, host)
+        return Ticket(run, Mode.ATTACH, Placement(host, devices))
+    if record.state is RunState.COLLECTING and record.host:
+        log.info("run %s: collecting what it left on %s", run.run_id, record.host)
+        return Ticket(run, Mode.COLLECT, Placement(record.host, devices), record.exit_code)
+    return Ticket(run)

@@ -1,0 +1,84 @@
+"""The live view of a batch while `infer` runs: each run's state, diffusion step, elapsed
+and remaining time, and how busy each host's GPUs are. Fed by lifecycle callbacks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+
+from cosmos_driver.records import RunRecord, RunState
+from cosmos_driver.scheduler import Host, record_host_use
+
+
+def _elapsed(record: RunRecord) -> float | None:
+    started = record.container_started_at or next(
+        (t.at for t in record.history if t.state is RunState.RUNNING), None
+    )
+    if not started or started.startswith("0001"):
+        return None
+    begin = dt.datetime.fromisoformat(started.replace("Z", "+00:00")[:32])
+    if begin.tzinfo is None:
+        begin = begin.replace(tzinfo=dt.UTC)
+    return max(0.0, (dt.datetime.now(dt.UTC) - begin).total_seconds())
+
+
+def _remaining(record: RunRecord, elapsed: float | None) -> str:
+    progress = record.progress
+    if not progress or not progress.step or elapsed is None or record.state.value != "running":
+        return ""
+    return f"~{elapsed * (progress.steps - progress.step) / progress.step:.0f}s"
+
+
+class BatchView:
+    """Thread-safe model of the batch, rendered as a rich table."""
+
+    def __init__(self, batch_id: str) -> None:
+        self.batch_id = batch_id
+        self.lock = threading.Lock()
+        self.records: dict[str, RunRecord] = {}
+        self.host_use: dict[str, str] = {}
+
+    def on_change(self, record: RunRecord) -> None:
+        with self.lock:
+            self.records[record.run_id] = record
+
+    def on_hosts(self, hosts: dict[str, Host]) -> None:
+        with self.lock:
+            self.host_use = record_host_use(hosts)
+
+    def __rich__(self) -> Any:
+        with self.lock:
+            records = sorted(self.records.values(), key=lambda r: r.run_id)
+            host_use = dict(self.host_use)
+        table = Table(title=f"batch {self.batch_id}", expand=False)
+        for heading in ("run", "host", "state", "step", "elapsed", "left"):
+            table.add_column(heading, overflow="fold")
+        for record in records:
+            table.add_row(*_row(record))
+        use = "  ".join(f"{host}: {busy} GPUs busy" for host, busy in sorted(host_use.items()))
+        return Group(table, use)
+
+
+def _row(record: RunRecord) -> list[str]:
+    elapsed = _elapsed(record) if record.state.value in ("running", "collecting") else None
+    step = f"{record.progress.step}/{record.progress.steps}" if record.progress else ""
+    return [
+        record.run_id,
+        record.host or "",
+        str(record.state),
+        step,
+        f"{elapsed:.0f}s" if elapsed is not None else "",
+        _remaining(record, elapsed),
+    ]
+
+
+def live(view: BatchView, enabled: bool) -> Live | None:
+    """A rich Live display of `view` (only on a terminal, and not with --json)."""
+    if not enabled:
+        return None
+    return Live(view, refresh_per_second=2, transient=False)

@@ -1,0 +1,516 @@
+"""The scheduler over a fake adapter that simulates containers in memory: each "host" runs
+containers for a short while on the GPU devices it was given, a start waits (as the real
+container module does) for the containers named in `cosmos_job_after` to exit, and every
+container's time on each device is recorded so overlaps can be checked."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cosmos_driver import scheduler as scheduler_module
+from cosmos_driver.ansible_adapter import PlaybookCall, PlaybookOutcome, TaskFailure
+from cosmos_driver.batch import Job
+from cosmos_driver.lifecycle import JobLifecycle, Placement, PreparedRun, RetryPolicy, prepare
+from cosmos_driver.records import FailureReason, RunRecord, RunState
+from cosmos_driver.scheduler import Mode, Scheduler, Ticket
+from cosmos_driver.store import RunStore
+from tests.unit.conftest import make_mp4
+
+BATCH_ID = "sched-0123abcd"
+HOSTS = {"h1": 2, "h2": 2}
+DEFAULT_SECONDS = 0.1
+
+
+def ok(**data: Any) -> PlaybookOutcome:
+    return PlaybookOutcome("successful", 0, data)
+
+
+def unreachable(host: str, task: str) -> PlaybookOutcome:
+    failure = TaskFailure(host, task, "Failed to connect to the host via ssh", True)
+    return PlaybookOutcome("failed", 4, {}, [failure])
+
+
+@dataclass
+class Container:
+    run_id: str
+    host: str
+    devices: tuple[str, ...]
+    started: float
+    ends: float
+    exit_code: int = 0
+
+
+@dataclass
+class FakeHosts:
+    """Stands in for AnsibleAdapter: GPU hosts whose containers live in memory."""
+
+    video: bytes
+    unreachable: dict[str, set[str]] = field(default_factory=dict)  # playbook -> hosts
+    stage_seconds: float = 0.02
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    containers: dict[str, Container] = field(default_factory=dict)
+    intervals: dict[tuple[str, str], list[tuple[float, float, str]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    calls: list[PlaybookCall] = field(default_factory=list)
+    call_times: list[float] = field(default_factory=list)
+    waited_for_holder: list[str] = field(default_factory=list)
+
+    def run(
+        self, call: PlaybookCall, log_path: Path | None = None, cancel: Any = None
+    ) -> PlaybookOutcome:
+        with self.cond:
+            self.calls.append(call)
+            self.call_times.append(time.monotonic())
+        if call.limit in self.unreachable.get(call.playbook, set()):
+            return unreachable(call.limit, call.playbook)
+        handler = getattr(self, "_" + call.playbook.removesuffix(".yml"))
+        return handler(call)
+
+    # -- the simulated hosts --
+
+    def add_running(self, run_id: str, host: str, devices: tuple[str, ...], seconds: float):
+        """A container left running by an earlier driver."""
+        now = time.monotonic()
+        with self.cond:
+            self._create(run_id, host, devices, now, now + seconds)
+
+    def _create(self, run_id, host, devices, started, ends, exit_code=0) -> Container:
+        container = Container(run_id, host, devices, started, ends, exit_code)
+        self.containers[f"cosmos-{run_id}"] = container
+        for device in devices:
+            self.intervals[(host, device)].append((started, ends, run_id))
+        return container
+
+    def _running(self, names: list[str], now: float) -> list[Container]:
+        """The containers of `names` still running; a name that does not exist has exited."""
+        found = (self.containers.get(name) for name in names)
+        return [c for c in found if c is not None and c.ends > now]
+
+    def _job_stage(self, call: PlaybookCall) -> PlaybookOutcome:
+        time.sleep(self.stage_seconds)
+        return ok()
+
+    def _job_start(self, call: PlaybookCall) -> PlaybookOutcome:
+        extravars = call.extravars
+        run_id = extravars["cosmos_job_run_id"]
+        seconds = float(extravars["cosmos_job_env"].get("FAKE_SECONDS", DEFAULT_SECONDS))
+        exit_code = int(extravars["cosmos_job_env"].get("FAKE_EXIT", 0))
+        give_up = time.monotonic() + 5
+        waited = False
+        while time.monotonic() < give_up:
+            with self.cond:
+                now = time.monotonic()
+                holders = self._running(extravars["cosmos_job_after"], now)
+                if not holders:
+                    devices = tuple(extravars["cosmos_job_gpu_devices"])
+                    self._create(run_id, call.limit, devices, now, now + seconds, exit_code)
+                    if waited:
+                        self.waited_for_holder.append(run_id)
+                    return ok(started=True, container_id=f"id-{run_id}", reattached=False)
+            waited = True
+            time.sleep(max(0.0, min(h.ends for h in holders) - time.monotonic()) + 0.001)
+        return ok(started=False, exists=False)
+
+    def _job_wait(self, call: PlaybookCall) -> PlaybookOutcome:
+        name = f"cosmos-{call.extravars['cosmos_job_run_id']}"
+        with self.cond:
+            container = self.containers.get(name)
+        if container is None:
+            return ok(exists=False, finished=False)
+        left = container.ends - time.monotonic()
+        time.sleep(max(0.0, min(left, call.extravars["cosmos_job_wait_timeout"])))
+        if time.monotonic() < container.ends:
+            return ok(exists=True, finished=False, log_tail=["3/35 [00:01<00:10]"])
+        return ok(
+            exists=True,
+            finished=True,
+            exit_code=container.exit_code,
+            log_tail=["35/35 [00:02<00:00]"],
+        )
+
+    def _job_collect(self, call: PlaybookCall) -> PlaybookOutcome:
+        with self.cond:
+            self.containers.pop(f"cosmos-{call.extravars['cosmos_job_run_id']}", None)
+        fetch = Path(call.extravars["cosmos_job_fetch_dir"])
+        (fetch / "outputs").mkdir(parents=True, exist_ok=True)
+        (fetch / "logs").mkdir(parents=True, exist_ok=True)
+        (fetch / "outputs" / "output.mp4").write_bytes(self.video)
+        (fetch / "logs" / "container.log").write_text("35/35 [00:02<00:00]\ndone\n")
+        return ok(outputs=["output.mp4"])
+
+    # -- what happened --
+
+    def playbooks_of(self, run_id: str) -> list[str]:
+        return [c.playbook for c in self.calls if c.extravars["cosmos_job_run_id"] == run_id]
+
+    def calls_of(self, playbook: str) -> list[PlaybookCall]:
+        return [c for c in self.calls if c.playbook == playbook]
+
+    def overlaps(self) -> list[str]:
+        found = []
+        for (host, device), spans in self.intervals.items():
+            spans = sorted(spans)
+            for (_, end, first), (start, _, second) in itertools.pairwise(spans):
+                if start < end:
+                    found.append(f"{host}/{device}: {second} started while {first} ran")
+        return found
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> bytes:
+    return make_mp4(tmp_path_factory.mktemp("video") / "v.mp4").read_bytes()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    return RunStore(tmp_path / "state")
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> dict[str, Path]:
+    color = tmp_path / "inputs" / "color.mp4"
+    color.parent.mkdir()
+    color.write_bytes(b"color video bytes")
+    return {"color": color}
+
+
+@pytest.fixture
+def make_run(store, inputs):
+    """`make_run(name, seconds=0.1, gpus=1, exit_code=0)`: a prepared run with its record."""
+
+    def make(name: str, seconds: float = DEFAULT_SECONDS, gpus: int = 1, exit_code: int = 0):
+        env = {"FAKE_SECONDS": str(seconds), "FAKE_EXIT": str(exit_code)}
+        job = Job(name, "a prompt", inputs, {"edge": 1.0}, gpus=gpus, timeout=60, env=env)
+        run_id = f"{BATCH_ID}.{name}"
+        record = RunRecord(run_id, BATCH_ID, name)
+        record.move_to(RunState.PENDING)
+        store.save_run(record)
+        return prepare(store, BATCH_ID, run_id, job)
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def short_outages(monkeypatch) -> None:
+    monkeypatch.setattr(scheduler_module, "OUTAGE_BACKOFF_SECONDS", (0.01, 0.02))
+
+
+def run_all(store: RunStore, fake: FakeHosts, tickets: list[Ticket], hosts=None) -> Scheduler:
+    life = JobLifecycle(fake, store, retry=RetryPolicy(delays=()))
+    scheduler = Scheduler(life, hosts or HOSTS)
+    started = time.monotonic()
+    scheduler.run(tickets)
+    assert time.monotonic() - started < 10
+    assert scheduler_threads() == []
+    return scheduler
+
+
+def scheduler_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("cosmos-run")]
+
+
+def records(store: RunStore, runs: list[PreparedRun]) -> list[RunRecord]:
+    return [store.load_run(run.run_id) for run in runs]
+
+
+# --- a whole batch -------------------------------------------------------------------------
+
+
+def test_every_run_succeeds_across_both_hosts(store, video, make_run):
+    runs = [make_run(f"job-{i}", seconds=0.05 + 0.03 * (i % 4)) for i in range(10)]
+    fake = FakeHosts(video)
+    run_all(store, fake, [Ticket(run) for run in runs])
+
+    ended = records(store, runs)
+    assert [r.state for r in ended] == [RunState.SUCCEEDED] * 10
+    assert all(r.failure is None and r.exit_code == 0 for r in ended)
+    assert {r.host for r in ended} == {"h1", "h2"}
+    for run in runs:
+        assert fake.playbooks_of(run.run_id) == [
+            "job_stage.yml",
+            "job_start.yml",
+            "job_wait.yml",
+            "job_collect.yml",
+        ]
+    assert fake.containers == {}  # every container was collected
+
+
+def test_successors_are_staged_while_the_holders_run(store, video, make_run):
+    runs = [make_run(f"job-{i}", seconds=0.15) for i in range(10)]
+    fake = FakeHosts(video)
+    run_all(store, fake, [Ticket(run) for run in runs])
+
+    followers = [c for c in fake.calls_of("job_start.yml") if c.extravars["cosmos_job_after"]]
+    assert followers, "no run was staged to follow a running container"
+    # Some start had to wait on the host for the container it follows: the successor
+    # was staged and ready before its GPU was free.
+    assert fake.waited_for_holder
+    assert set(fake.waited_for_holder) <= {c.extravars["cosmos_job_run_id"] for c in followers}
+
+
+def test_a_successor_follows_the_container_holding_its_gpu(store, video, make_run):
+    holder = make_run("holder")
+    successor = make_run("successor", seconds=0.05)
+    fake = FakeHosts(video)
+    fake.add_running(holder.run_id, "h1", ("0",), seconds=0.4)
+    store.update_run(holder.run_id, lambda r: setattr(r, "gpu_devices", ["0"]))
+    tickets = [Ticket(holder, Mode.ATTACH, Placement("h1", ("0",))), Ticket(successor)]
+    run_all(store, fake, tickets, hosts={"h1": 1})
+
+    holder_container = fake.intervals[("h1", "0")][0]
+    (start,) = fake.calls_of("job_start.yml")
+    assert start.extravars["cosmos_job_after"] == [f"cosmos-{holder.run_id}"]
+    stage_at = fake.call_times[fake.calls.index(fake.calls_of("job_stage.yml")[0])]
+    assert stage_at < holder_container[1]  # staged while the holder ran
+    assert fake.overlaps() == []
+    assert [r.state for r in records(store, [holder, successor])] == [RunState.SUCCEEDED] * 2
+
+
+def test_no_two_runs_share_a_device_at_the_same_time(store, video, make_run):
+    runs = [make_run(f"job-{i}", seconds=0.15) for i in range(8)]
+    fake = FakeHosts(video)
+    run_all(store, fake, [Ticket(run) for run in runs])
+    assert [r.state for r in records(store, runs)] == [RunState.SUCCEEDED] * 8
+    assert fake.overlaps() == []
+
+
+def test_a_two_gpu_job_gets_two_devices_of_one_host(store, video, make_run):
+    wide = make_run("wide", gpus=2)
+    narrow = [make_run(f"narrow-{i}", seconds=0.05) for i in range(3)]
+    fake = FakeHosts(video)
+    run_all(store, fake, [Ticket(wide), *(Ticket(run) for run in narrow)])
+
+    (start,) = [
+        c for c in fake.calls_of("job_start.yml") if c.extravars["cosmos_job_run_id"] == wide.run_id
+    ]
+    assert sorted(start.extravars["cosmos_job_gpu_devices"]) == ["0", "1"]
+    assert "--nproc_per_node=2" in start.extravars["cosmos_job_command"]
+    record = store.load_run(wide.run_id)
+    assert record.state is RunState.SUCCEEDED
+    assert sorted(record.gpu_devices) == ["0", "1"]
+    assert record.host == start.limit
+    held = sorted(
+        key for key, spans in fake.intervals.items() if any(r == wide.run_id for *_, r in spans)
+    )
+    assert held == [(start.limit, "0"), (start.limit, "1")]
+    assert all(r.state is RunState.SUCCEEDED for r in records(store, narrow))
+
+
+# --- hosts that do not answer --------------------------------------------------------------
+
+
+def test_host_down_during_stage_moves_its_runs_to_the_other_host(store, video, make_run):
+    runs = [make_run(f"job-{i}", seconds=0.05) for i in range(6)]
+    fake = FakeHosts(video, unreachable={"job_stage.yml": {"h2"}})
+    run_all(store, fake, [Ticket(run) for run in runs])
+
+    ended = records(store, runs)
+    assert [r.state for r in ended] == [RunState.SUCCEEDED] * 6
+    assert all(r.host == "h1" for r in ended)
+    staged_on_h2 = [c for c in fake.calls_of("job_stage.yml") if c.limit == "h2"]
+    moved = {c.extravars["cosmos_job_run_id"] for c in staged_on_h2}
+    assert moved, "no run was placed on h2 first"
+    for record in ended:
+        notes = [n.text for n in record.notes]
+        if record.run_id in moved:
+            assert any("h2 set aside" in text and "back to the queue" in text for text in notes)
+        else:
+            assert notes == []
+    # Nothing but the failed stage ever went to h2.
+    assert {c.playbook for c in fake.calls if c.limit == "h2"} == {"job_stage.yml"}
+
+
+class RequeueProbe(Scheduler):
+    """Lets the dispatcher place a requeued run again before the failed attempt's clean-up
+    runs (an interleaving that also happens when the dispatcher wins the lock), then looks
+    at the devices the new placement holds once that clean-up is done."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.marks_after_cleanup: list[list[str]] = []
+
+    def _requeue(self, ticket: Ticket, down: Any) -> None:
+        super()._requeue(ticket, down)
+        give_up = time.monotonic() + 2
+        while ticket.placement is None and time.monotonic() < give_up:
+            time.sleep(0.005)
+
+    def _work(self, ticket: Ticket) -> None:
+        first_host = ticket.placement.host if ticket.placement else None
+        super()._work(ticket)
+        if first_host == "h2":
+            with self.cond:
+                run_id = ticket.run.run_id
+                self.marks_after_cleanup.append(
+                    [
+                        f"{host.name}/{d.index}"
+                        for host in self.hosts.values()
+                        for d in host.devices
+                        if run_id in (d.holder, d.successor)
+                    ]
+                )
+
+
+def test_a_requeued_run_keeps_the_devices_of_its_new_placement(store, video, make_run):
+    run = make_run("job", seconds=0.05)
+    fake = FakeHosts(video, unreachable={"job_stage.yml": {"h2"}}, stage_seconds=0.3)
+    life = JobLifecycle(fake, store, retry=RetryPolicy(delays=()))
+    probe = RequeueProbe(life, {"h2": 1, "h1": 1})
+    probe.run([Ticket(run)])
+
+    assert store.load_run(run.run_id).state is RunState.SUCCEEDED
+    # While the run stages on h1, h1's GPU must stay marked as its own.
+    assert probe.marks_after_cleanup == [["h1/0"]]
+
+
+def test_every_host_down_fails_the_pending_runs_as_host_unreachable(store, video, make_run):
+    runs = [make_run(f"job-{i}") for i in range(5)]
+    fake = FakeHosts(video, unreachable={"job_stage.yml": {"h1", "h2"}})
+    run_all(store, fake, [Ticket(run) for run in runs])
+
+    ended = records(store, runs)
+    assert [r.state for r in ended] == [RunState.FAILED] * 5
+    assert all(r.failure.reason is FailureReason.HOST_UNREACHABLE for r in ended)
+    assert {c.playbook for c in fake.calls} == {"job_stage.yml"}
+
+
+def test_a_host_down_while_a_run_waits_is_waited_out(store, video, make_run):
+    run = make_run("job", seconds=0.2)
+    fake = FakeHosts(video)
+    answers = iter([unreachable("h1", "Wait | Wait"), unreachable("h1", "Wait | Wait")])
+    real_wait = fake._job_wait
+
+    def flaky_wait(call: PlaybookCall) -> PlaybookOutcome:
+        return next(answers, None) or real_wait(call)
+
+    fake._job_wait = flaky_wait
+    run_all(store, fake, [Ticket(run)], hosts={"h1": 1})
+
+    record = store.load_run(run.run_id)
+    assert record.state is RunState.SUCCEEDED
+    assert fake.playbooks_of(run.run_id).count("job_wait.yml") >= 3
+    assert sum("unreachable while the run waits" in n.text for n in record.notes) == 2
+
+
+# --- cancel, attach, collect ---------------------------------------------------------------
+
+
+def test_a_run_cancelled_before_dispatch_ends_cancelled_without_a_playbook(store, video, make_run):
+    runs = [make_run(f"job-{i}") for i in range(3)]
+    store.request_cancel(runs[1].run_id)
+    fake = FakeHosts(video)
+    run_all(store, fake, [Ticket(run) for run in runs])
+
+    cancelled = store.load_run(runs[1].run_id)
+    assert cancelled.state is RunState.CANCELLED
+    assert cancelled.failure.reason is FailureReason.CANCELLED
+    assert [t.state for t in cancelled.history] == [RunState.PENDING, RunState.CANCELLED]
+    assert fake.playbooks_of(runs[1].run_id) == []
+    assert [store.load_run(r.run_id).state for r in (runs[0], runs[2])] == [RunState.SUCCEEDED] * 2
+
+
+def test_no_pool_thread_outlives_run(store, video, make_run):
+    runs = [make_run(f"job-{i}", seconds=0.05) for i in range(5)]
+    fake = FakeHosts(video)
+    life = JobLifecycle(fake, store, retry=RetryPolicy(delays=()))
+    seen_inside: list[str] = []
+    real_stage = fake._job_stage
+
+    def stage(call: PlaybookCall) -> PlaybookOutcome:
+        seen_inside.append(threading.current_thread().name)
+        return real_stage(call)
+
+    fake._job_stage = stage
+    Scheduler(life, HOSTS).run([Ticket(run) for run in runs])
+
+    assert seen_inside and all(name.startswith("cosmos-run") for name in seen_inside)
+    assert scheduler_threads() == []
+
+
+def test_attach_tickets_skip_stage_and_start(store, video, make_run):
+    attached = make_run("attached")
+    store.update_run(attached.run_id, lambda r: _as_running(r, "h2", ["1"]))
+    fresh = [make_run(f"job-{i}", seconds=0.05) for i in range(3)]
+    fake = FakeHosts(video)
+    fake.add_running(attached.run_id, "h2", ("1",), seconds=0.2)
+    tickets = [Ticket(attached, Mode.ATTACH, Placement("h2", ("1",)))]
+    run_all(store, fake, tickets + [Ticket(run) for run in fresh])
+
+    playbooks = fake.playbooks_of(attached.run_id)
+    assert "job_stage.yml" not in playbooks
+    assert "job_start.yml" not in playbooks
+    assert playbooks[-1] == "job_collect.yml"
+    assert set(playbooks) == {"job_wait.yml", "job_collect.yml"}
+    record = store.load_run(attached.run_id)
+    assert record.state is RunState.SUCCEEDED
+    assert record.host == "h2"
+    # No fresh run got its GPU while it still ran.
+    (_, attached_ends, _), *others = fake.intervals[("h2", "1")]
+    assert all(start >= attached_ends for start, _, _ in others)
+
+
+def test_collect_tickets_only_collect(store, video, make_run):
+    done = make_run("done")
+    broke = make_run("broke")
+    for run, code in ((done, 0), (broke, 3)):
+        store.update_run(run.run_id, lambda r, c=code: _as_collecting(r, "h1", c))
+    fake = FakeHosts(video)
+    tickets = [
+        Ticket(done, Mode.COLLECT, Placement("h1", ("0",)), exit_code=0),
+        Ticket(broke, Mode.COLLECT, Placement("h1", ("1",)), exit_code=3),
+    ]
+    run_all(store, fake, tickets)
+
+    assert fake.playbooks_of(done.run_id) == ["job_collect.yml"]
+    assert fake.playbooks_of(broke.run_id) == ["job_collect.yml"]
+    assert all(c.limit == "h1" for c in fake.calls)
+    assert store.load_run(done.run_id).state is RunState.SUCCEEDED
+    failed = store.load_run(broke.run_id)
+    assert failed.state is RunState.FAILED
+    assert failed.failure.reason is FailureReason.CONTAINER_EXIT
+    assert "3" in failed.failure.detail
+
+
+def _as_running(record: RunRecord, host: str, devices: list[str]) -> None:
+    record.host = host
+    record.gpu_devices = devices
+    record.move_to(RunState.STAGING)
+    record.move_to(RunState.RUNNING)
+
+
+def _as_collecting(record: RunRecord, host: str, exit_code: int) -> None:
+    _as_running(record, host, ["0"])
+    record.exit_code = exit_code
+    record.move_to(RunState.COLLECTING)
+
+
+def test_a_failing_container_is_retried_as_often_as_the_job_says(store, video, make_run):
+    flaky = make_run("flaky", exit_code=3)
+    flaky = replace(flaky, job=replace(flaky.job, retries=2))
+    fake = FakeHosts(video)
+    run_all(store, fake, [Ticket(flaky)])
+    record = store.load_run(flaky.run_id)
+    assert record.state is RunState.FAILED
+    assert record.failure.reason.value == "container_exit"
+    assert [n.text.split(" after")[0] for n in record.notes if "retry" in n.text] == [
+        "retry 1 of 2",
+        "retry 2 of 2",
+    ]
+    assert sum(1 for t in record.history if t.state is RunState.RUNNING) == 3
+
+
+def test_a_job_without_retries_fails_once(store, video, make_run):
+    broken = make_run("broken", exit_code=3)
+    run_all(store, FakeHosts(video), [Ticket(broken)])
+    record = store.load_run(broken.run_id)
+    assert sum(1 for t in record.history if t.state is RunState.RUNNING) == 1
+    assert not [n for n in record.notes if "retry" in n.text]
