@@ -92,6 +92,7 @@ class Scheduler:
         self.cond = threading.Condition()
         self.pending: deque[Ticket] = deque()
         self.active = 0
+        self.down_reasons: dict[str, str] = {}
         self.on_hosts: Callable[[dict[str, Host]], None] | None = None
 
     @property
@@ -344,6 +345,7 @@ class Scheduler:
         with self.cond:
             self._release(run_id)
             self.hosts[down.host].healthy = False
+            self.down_reasons[down.host] = down.detail
             ticket.placement = None
             self.pending.appendleft(ticket)
             self.cond.notify_all()
@@ -353,6 +355,7 @@ class Scheduler:
         with self.cond:
             was_healthy = self.hosts[host].healthy
             self.hosts[host].healthy = False
+            self.down_reasons[host] = down.detail
             self.cond.notify_all()
         if was_healthy:
             log.warning("host %s set aside: %s", host, down.detail)
@@ -370,7 +373,10 @@ class Scheduler:
     def _fail_everything_pending(self) -> None:
         while self.pending:
             ticket = self.pending.popleft()
-            verdict = Verdict(FailureReason.HOST_UNREACHABLE, "no host of the inventory answers")
+            reasons = "; ".join(f"{h}: {why}" for h, why in sorted(self.down_reasons.items()))
+            verdict = Verdict(
+                FailureReason.HOST_UNREACHABLE, f"no host of the inventory answers ({reasons})"
+            )
             self.lifecycle.judge(ticket.run, verdict, None, None)
 
     def _report_hosts(self) -> None:
