@@ -28,6 +28,7 @@ import cv2
 
 from cosmos_driver.batch import MODALITIES
 from cosmos_driver.errors import ValidationError
+from cosmos_driver.store import fsync_dir
 from cosmos_driver.video import probe
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def prepare_sequences(
         for tmp in written.values():
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-    _fsync_dir(out)
+    fsync_dir(out)
     log.info("wrote %d video(s) into %s", len(videos), out)
     return videos
 
@@ -304,15 +305,6 @@ def _read_back(sequence: Sequence, video: Path, final: Path, fps: float) -> Prep
         first_frame=numbers[0],
         last_frame=numbers[-1],
     )
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the renames durable (as the run store does)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _span(frames: dict[int, Path]) -> str:
