@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from cosmos_driver.errors import ExecutionError
 from cosmos_driver.lifecycle import HostDown, JobLifecycle, PhaseFailed, RunRef
-from cosmos_driver.records import RunRecord, RunState
+from cosmos_driver.records import ENDED_STATES, RunRecord, RunState
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class Killer:
         record = store.load_run(run_id)
         if record is None:
             raise ExecutionError(f"no record of run {run_id}")
-        if record.state.value in ("succeeded", "failed", "cancelled"):
+        if record.state in ENDED_STATES:
             log.info("run %s already ended %s; nothing to kill", run_id, record.state)
             return record
         store.request_cancel(run_id)

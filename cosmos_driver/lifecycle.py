@@ -9,6 +9,7 @@ its container keeps running and the same command re-attaches to it later."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -135,6 +136,14 @@ class PhaseFailed(Exception):
 
 
 def file_sha256(path: Path) -> str:
+    """The content hash that names an input on the host. Jobs of a batch often share an
+    input, so a file is read once while its size, mtime and inode stay the same."""
+    stat = path.stat()
+    return _sha256_of(path.resolve(), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sha256_of(path: Path, _size: int, _mtime_ns: int, _inode: int) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(1 << 20):

@@ -22,6 +22,9 @@ class RunState(StrEnum):
     CANCELLED = "cancelled"
 
 
+ENDED_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
+
+
 class FailureReason(StrEnum):
     """The fixed set of reasons a run can fail for."""
 

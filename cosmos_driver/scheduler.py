@@ -187,9 +187,7 @@ class Scheduler:
         except Exception as exc:  # one broken run must not take the batch down
             log.exception("run %s: unexpected error", ticket.run.run_id)
             verdict = Verdict(FailureReason.PLAYBOOK_FAILED, f"driver error: {exc}")
-            host = ticket.placement.host if ticket.placement else "?"
             self.lifecycle.judge(ticket.run, verdict, None, None)
-            log.debug("run %s judged after an error on %s", ticket.run.run_id, host)
         finally:
             with self.cond:
                 if ticket.attempt == attempt:  # a requeued run may hold a new placement now
@@ -387,6 +385,3 @@ class Scheduler:
 def record_host_use(hosts: dict[str, Host]) -> dict[str, str]:
     """`busy/total` GPU devices per host, for the progress display."""
     return {name: f"{h.busy()}/{len(h.devices)}" for name, h in hosts.items()}
-
-
-__all__ = ["Mode", "RunRecord", "Scheduler", "Ticket", "record_host_use"]

@@ -4,16 +4,14 @@ decoding the videos again."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import cv2
 
 from cosmos_driver.errors import ValidationError
+from cosmos_driver.store import write_bytes_atomic
 from cosmos_driver.video import probe
 
 log = logging.getLogger(__name__)
@@ -36,7 +34,7 @@ def write_thumbnails(video: Path, dest_dir: Path, stem: str) -> list[Path]:
         if not ok:
             raise ValidationError(f"{video}: frame {index} could not be encoded as JPEG")
         target = dest_dir / f"{stem}.{label}.jpg"
-        _write_atomic(target, data.tobytes())
+        write_bytes_atomic(target, data.tobytes())
         written.append(target)
     log.debug("thumbnails of %s: %s", video, ", ".join(p.name for p in written))
     return written
@@ -85,18 +83,3 @@ def _scaled(image: Any) -> Any:
         return image
     new_height = max(1, round(height * MAX_WIDTH / width))
     return cv2.resize(image, (MAX_WIDTH, new_height), interpolation=cv2.INTER_AREA)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Temporary file in the same folder, fsync, rename: a reader never sees half a JPEG."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            Path(tmp).unlink()
-        raise

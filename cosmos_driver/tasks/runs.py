@@ -13,7 +13,7 @@ from cosmos_driver.ansible_adapter import AnsibleAdapter
 from cosmos_driver.errors import StoreError, ValidationError
 from cosmos_driver.kill import Killer
 from cosmos_driver.lifecycle import HostDown, JobLifecycle, PhaseFailed, RunRef
-from cosmos_driver.records import RunRecord, RunState
+from cosmos_driver.records import ENDED_STATES, RunRecord, RunState
 from cosmos_driver.store import RunStore
 from cosmos_driver.tasks.common import (
     INVENTORY_HELP,
@@ -26,7 +26,6 @@ from cosmos_driver.tasks.common import (
     state_store,
 )
 
-ENDED = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
 FOLLOW_SECONDS = 2.0
 
 
@@ -163,7 +162,7 @@ def _follow(store: RunStore, run_id: str, log_file: Path, inventory: str | None)
     printed = 0
     while True:
         record = store.load_run(run_id)
-        if record is None or record.state in ENDED or not record.host:
+        if record is None or record.state in ENDED_STATES or not record.host:
             return printed
         if record.state is RunState.RUNNING:
             try:

@@ -27,6 +27,7 @@ from cosmos_driver.lifecycle import (
     RetryPolicy,
     RunRef,
     Verdict,
+    file_sha256,
     prepare,
 )
 from cosmos_driver.profiles import transfer1
@@ -651,3 +652,12 @@ def test_records_are_written_through_update_so_a_missing_record_is_an_error(stor
     with pytest.raises(StoreError, match=RUN_ID):
         life.execute(prepare(store, BATCH_ID, RUN_ID, job), Placement(HOST))
     assert adapter.calls == []
+
+
+def test_input_hash_is_cached_but_follows_a_changed_file(tmp_path):
+    video = tmp_path / "in.mp4"
+    video.write_bytes(b"first version")
+    first = file_sha256(video)
+    assert file_sha256(video) == first == hashlib.sha256(b"first version").hexdigest()
+    video.write_bytes(b"second, longer version")
+    assert file_sha256(video) == hashlib.sha256(b"second, longer version").hexdigest()
