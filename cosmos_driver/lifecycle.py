@@ -1,6 +1,7 @@
-"""One run's trip through the phase playbooks on one host: stage, start, wait, collect, and
-the verdict. Every transition is written to the run record as it happens (under the store
-lock, so a `kill` from another process is never undone).
+"""One run's trip through the phase playbooks on one host: launch (stage and start), wait
+(which collects in the same play once the container has exited), and the verdict. Every
+transition is written to the run record as it happens (under the store lock, so a `kill`
+from another process is never undone).
 
 Transient faults (an unreachable host, a dropped SSH connection) are retried with backoff;
 after that a phase raises HostDown and the scheduler decides what to do with the run. When
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import math
 import os
 import re
+import tarfile
 import threading
 import time
 from collections.abc import Callable
@@ -34,11 +37,16 @@ from cosmos_driver.video import probe
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 20
-WAIT_PHASE_SECONDS = 20
+# One wait phase blocks this long on the host; its log tail refreshes the progress display.
+WAIT_PHASE_SECONDS = 30
 START_PHASE_SECONDS = 300
 # A phase playbook may run this long beyond its own wait before the driver kills it
 # (a hung SSH connection must not hang the driver).
 PHASE_MARGIN_SECONDS = 600
+# Written by cosmos_container's collect action before it removes the container.
+EXIT_FILE = "container-exit.json"
+# The tar of outputs/ and logs/ that collect fetches (roles/cosmos_job/vars/main.yml).
+BUNDLE_NAME = "collected.tar"
 PROGRESS = re.compile(r"(\d+)/(\d+) \[")
 
 
@@ -89,8 +97,11 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Exit:
+    """How the container ended; `collected` when the wait phase collected it already."""
+
     finished: bool
     exit_code: int | None = None
+    collected: bool = False
 
 
 @dataclass(frozen=True)
@@ -184,12 +195,11 @@ class JobLifecycle:
     # -- the whole trip, for one run on one host (the sequential path and tests) --
 
     def execute(self, run: PreparedRun, placement: Placement) -> RunRecord:
-        """Stage, start, wait, collect and judge one run; return its final record."""
+        """Launch, wait, collect and judge one run; return its final record."""
         problem: Verdict | None = None
         exit_: Exit | None = None
         try:
-            self.stage(run, placement.host)
-            self.start(run, placement)
+            self.launch(run, placement)
             exit_ = self.wait(run, placement.host)
         except PhaseFailed as failed:
             problem = failed.verdict
@@ -199,16 +209,13 @@ class JobLifecycle:
 
     # -- phases --
 
-    def stage(self, run: PreparedRun, host: str) -> None:
-        self.update(run.run_id, lambda r: _enter(r, RunState.STAGING, host))
-        self._phase("job_stage.yml", run, host)
-
-    def start(self, run: PreparedRun, placement: Placement) -> None:
-        """Start the container once the containers holding its GPUs have exited."""
-
+    def launch(self, run: PreparedRun, placement: Placement) -> None:
+        """Stage the run, then start its container once the containers holding its GPUs have
+        exited (the host waits for them; a phase that times out first is simply run again)."""
+        self.update(run.run_id, lambda r: _enter(r, RunState.STAGING, placement.host))
         while True:
             outcome = self._phase(
-                "job_start.yml", run, placement.host, START_PHASE_SECONDS, placement
+                "job_launch.yml", run, placement.host, START_PHASE_SECONDS, placement
             )
             if outcome.data.get("started"):
                 break
@@ -221,22 +228,54 @@ class JobLifecycle:
         self.update(run.run_id, started)
 
     def wait(self, run: PreparedRun, host: str, deadline: float | None = None) -> Exit:
-        """Wait, in bounded phases, until the container exits or the job's time is up."""
+        """Wait, in bounded phases, until the container exits or the job's time is up; the
+        phase that sees the exit collects too."""
         deadline = deadline or time.monotonic() + run.job.timeout
+        collect = {"cosmos_job_collect_when_done": True}
         while (remaining := math.ceil(deadline - time.monotonic())) > 0:
-            outcome = self._phase("job_wait.yml", run, host, min(WAIT_PHASE_SECONDS, remaining))
+            wait = min(WAIT_PHASE_SECONDS, remaining)
+            outcome = self._phase("job_wait.yml", run, host, wait, extra=collect)
             record = self.update(run.run_id, lambda r, data=outcome.data: _note_wait(r, data))
             if outcome.data.get("finished") or not outcome.data.get("exists", True):
-                return _exit_from(outcome.data, record)
+                return _exit_from(outcome.data, self._note_exit_left(record, outcome.data))
         return Exit(finished=False)
+
+    def _note_exit_left(self, record: RunRecord, data: dict[str, Any]) -> RunRecord:
+        """A wait phase that found the container gone and collected it: keep the exit an
+        earlier collect saved on the host (a wait phase whose collect removed the container,
+        then lost the host while fetching, is retried and finds it gone)."""
+        if data.get("exists", True) or not data.get("collected") or record.exit_code is not None:
+            return record
+        left = self._exit_left_on_host(record.run_id)
+        if left is None:
+            return record
+        return self.update(record.run_id, lambda r: setattr(r, "exit_code", left))
 
     def finish(
         self, run: AnyRun, host: str, problem: Verdict | None, exit_: Exit | None
     ) -> RunRecord:
-        """Collect (whatever happened before) and judge the run."""
+        """Collect (whatever happened before, unless the wait phase did) and judge the run."""
+        if exit_ is not None and exit_.collected:
+            self.update(run.run_id, lambda r: _list_local_files(r, self.store))
+            return self.judge(run, problem, exit_, None)
         self.update(run.run_id, lambda r: _enter(r, RunState.COLLECTING, host))
         collect_problem = self.collect(run, host)
         return self.judge(run, problem, exit_, collect_problem)
+
+    def finish_orphan(self, run: AnyRun, host: str, exit_code: int | None) -> RunRecord:
+        """Collect a run whose container is gone (the driver died around its exit) and judge
+        it by the exit its record kept or, failing that, the one collect left on the host."""
+        self.update(run.run_id, lambda r: _enter(r, RunState.COLLECTING, host))
+        collect_problem = self.collect(run, host)
+        if exit_code is None:
+            exit_code = self._exit_left_on_host(run.run_id)
+        if exit_code is None:
+            unknown = Verdict(
+                FailureReason.CONTAINER_EXIT,
+                "exit code unknown: the container was gone when the driver came back",
+            )
+            return self.judge(run, unknown, None, collect_problem)
+        return self.judge(run, None, Exit(True, exit_code), collect_problem)
 
     def collect(self, run: AnyRun, host: str, grace: int | None = None) -> Verdict | None:
         """Stop (if running), save and fetch log and outputs, remove the container."""
@@ -320,6 +359,9 @@ class JobLifecycle:
             if self.stop.is_set() or outcome.status == "canceled":
                 raise DriverStopping(run.run_id)
             if outcome.ok:
+                if outcome.data.get("collected"):
+                    bundle = str(outcome.data.get("bundle") or BUNDLE_NAME)
+                    unpack_bundle(self.store.run_dir(run.run_id), bundle)
                 return outcome
             if not outcome.unreachable:
                 raise PhaseFailed(Verdict(FailureReason.PLAYBOOK_FAILED, outcome.summary()))
@@ -337,6 +379,7 @@ class JobLifecycle:
             "cosmos_job_fetch_dir": str(self.store.run_dir(run.run_id).resolve()),
             "cosmos_job_wait_timeout": wait,
             "cosmos_job_start_timeout": wait,
+            "cosmos_job_unpack_locally": False,
         }
         if isinstance(run, RunRef):
             return common
@@ -376,11 +419,41 @@ class JobLifecycle:
             return Verdict(FailureReason.OUTPUT_MISSING, str(exc))
         return None
 
+    def _exit_left_on_host(self, run_id: str) -> int | None:
+        """The exit code the collect action saved beside the log (logs/container-exit.json)."""
+        saved = self.store.logs_dir(run_id) / EXIT_FILE
+        try:
+            return int(json.loads(saved.read_text())["exit_code"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def _log_lines(self, run_id: str) -> list[str]:
         container_log = self.store.logs_dir(run_id) / "container.log"
         if not container_log.exists():
             return []
         return container_log.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+def unpack_bundle(run_dir: Path, name: str) -> None:
+    """Unpack the tar a collect fetched (outputs/ and logs/ of the run) into the run folder,
+    then remove it. Only plain files under outputs/ and logs/ are accepted."""
+    bundle = run_dir / Path(name).name
+    if not bundle.exists():
+        return
+    with tarfile.open(bundle) as archive:
+        members = archive.getmembers()
+        strays = [m.name for m in members if not _bundle_member_ok(m)]
+        if strays:
+            raise PhaseFailed(
+                Verdict(FailureReason.PLAYBOOK_FAILED, f"{bundle}: unexpected entries {strays}")
+            )
+        archive.extractall(run_dir, members=members, filter="data")
+    bundle.unlink()
+
+
+def _bundle_member_ok(member: tarfile.TarInfo) -> bool:
+    parts = Path(member.name).parts
+    return member.isfile() and len(parts) == 2 and parts[0] in ("outputs", "logs")
 
 
 def _enter(record: RunRecord, state: RunState, host: str) -> None:
@@ -408,10 +481,11 @@ def _note_wait(record: RunRecord, data: dict[str, Any]) -> None:
 
 def _exit_from(data: dict[str, Any], record: RunRecord) -> Exit:
     """A finished container's exit; a vanished one's exit as recorded before, if it was."""
+    collected = bool(data.get("collected"))
     if data.get("finished"):
-        return Exit(True, int(data["exit_code"]))
+        return Exit(True, int(data["exit_code"]), collected)
     if record.exit_code is not None:
-        return Exit(True, record.exit_code)
+        return Exit(True, record.exit_code, collected)
     raise PhaseFailed(
         Verdict(FailureReason.CONTAINER_EXIT, "the container vanished before its exit was seen")
     )

@@ -38,7 +38,8 @@ def find_batch_containers(adapter: AnsibleAdapter, batch_id: str) -> FoundContai
 
 
 def ticket_for(run: PreparedRun, record: RunRecord | None, found: FoundContainers) -> Ticket:
-    """FRESH unless the run was in flight: then ATTACH to its container, or COLLECT."""
+    """FRESH unless the run was in flight: then ATTACH to its container, or COLLECT when it
+    started and its container is gone. A run still staging never started: FRESH."""
     if record is None or record.state not in IN_FLIGHT:
         return Ticket(run)
     devices = tuple(record.gpu_devices) or ("0",)
@@ -48,7 +49,9 @@ def ticket_for(run: PreparedRun, record: RunRecord | None, found: FoundContainer
     if host is not None:
         log.info("run %s: re-attaching to its container on %s", run.run_id, host)
         return Ticket(run, Mode.ATTACH, Placement(host, devices))
-    if record.state is RunState.COLLECTING and record.host:
+    # Its container ran and is gone: the driver died while collecting it. Collect what it
+    # left (outputs, log, exit) rather than run it twice.
+    if record.state in (RunState.RUNNING, RunState.COLLECTING) and record.host:
         log.info("run %s: collecting what it left on %s", run.run_id, record.host)
         return Ticket(run, Mode.COLLECT, Placement(record.host, devices), record.exit_code)
     return Ticket(run)

@@ -236,14 +236,7 @@ class Scheduler:
 
     def _collect_only(self, ticket: Ticket, host: str) -> None:
         """Collect a run whose container is gone; judge it by the exit seen before."""
-        if ticket.exit_code is None:
-            unknown = Verdict(
-                FailureReason.CONTAINER_EXIT,
-                "exit code unknown: the container was gone when the driver came back",
-            )
-            self.lifecycle.finish(ticket.run, host, unknown, None)
-            return
-        self.lifecycle.finish(ticket.run, host, None, Exit(True, ticket.exit_code))
+        self.lifecycle.finish_orphan(ticket.run, host, ticket.exit_code)
 
     def _launch(self, ticket: Ticket) -> bool:
         """Stage and start; False when the run ended or went back to the queue instead."""
@@ -253,11 +246,7 @@ class Scheduler:
             # A successor stages once its holders run: still ahead of its turn, but never
             # competing with the holders' own staging for the hosts and the driver.
             placement = ticket.placement = self._await_holders(run, placement)
-            self.lifecycle.stage(run, placement.host)
-            if self.lifecycle.store.cancel_requested(run.run_id):
-                self.lifecycle.finish(run, placement.host, None, None)
-                return False
-            self.lifecycle.start(run, placement)
+            self.lifecycle.launch(run, placement)
             if self.lifecycle.store.cancel_requested(run.run_id):
                 self.lifecycle.finish(run, placement.host, None, None)
                 return False

@@ -41,7 +41,11 @@ def test_demo_batch_succeeds_with_decodable_outputs(lab, tmp_path):
         assert (run_dir / "outputs/output.txt").read_text().strip()
         assert "Diffusion sampling" in (run_dir / "logs/container.log").read_text()
         states = [step["state"] for step in run["history"]]
-        assert states == ["pending", "staging", "running", "collecting", "succeeded"]
+        # The wait phase that sees the exit collects in the same play: no separate
+        # "collecting" step on the success path.
+        assert states == ["pending", "staging", "running", "succeeded"]
+        exit_ = json.loads((run_dir / "logs/container-exit.json").read_text())
+        assert exit_["exit_code"] == 0
     assert lab.containers(f"cosmos.batch_id={report['batch_id']}") == []
 
 
@@ -150,6 +154,10 @@ def test_job_playbook_runs_on_its_own(lab, tmp_path):
             "-i",
             str(lab.inventory),
             "playbooks/job.yml",
+            # One host: the lab's hosts share one engine, so the same run id on both would
+            # be one container that each host collects (and removes) under the other.
+            "--limit",
+            "lab-1",
             "-e",
             "@examples/job-vars.yml",
             "-e",

@@ -1,11 +1,13 @@
 """One job's life, with a fake at the adapter boundary: the fake answers the phase playbooks
-the way the real ones report (set_stats data, task failures) and, for collect, puts the
-fetched files where the real fetch puts them (the fetch dir it is given)."""
+the way the real ones report (set_stats data, task failures) and, for collect (job_collect.yml,
+or the wait phase once the container has exited), puts the fetched files where the real fetch
+puts them (the fetch dir it is given)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import tarfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -37,7 +39,8 @@ from cosmos_driver.store import RunStore
 HOST = "gpu-1"
 BATCH_ID = "demo-0123abcd"
 RUN_ID = "demo.job-1-89abcdef"
-PHASES = ["job_stage.yml", "job_start.yml", "job_wait.yml", "job_collect.yml"]
+# A good run: launch (stage and start), then a wait phase that also collects.
+PHASES = ["job_launch.yml", "job_wait.yml"]
 STARTED_AT = "2025-01-02T03:04:05.000000001Z"
 FINISHED_AT = "2025-01-02T03:14:05.000000001Z"
 NO_RETRY = RetryPolicy(delays=())
@@ -47,7 +50,7 @@ def ok(**data: Any) -> PlaybookOutcome:
     return PlaybookOutcome("successful", 0, data)
 
 
-def unreachable(task: str = "Stage | Ensure the run directory") -> PlaybookOutcome:
+def unreachable(task: str = "Stage | Create the folders") -> PlaybookOutcome:
     failure = TaskFailure(HOST, task, "Failed to connect to the host via ssh", True)
     return PlaybookOutcome("failed", 4, {}, [failure])
 
@@ -57,7 +60,8 @@ class FakeAdapter:
     """Stands in for AnsibleAdapter: records calls, answers from a script, writes collects.
 
     `outcomes[playbook]` is either one outcome for every call of that playbook or a list
-    consumed call by call (the last one repeats)."""
+    consumed call by call (the last one repeats). `exit_saved`: the host's collect found the
+    container and left its exit in logs/container-exit.json, as the collect action does."""
 
     store: RunStore
     mp4: Any
@@ -65,6 +69,7 @@ class FakeAdapter:
     log_lines: list[str] = field(default_factory=lambda: ["step 1/2", "step 2/2"])
     log_tail: list[str] = field(default_factory=lambda: ["step 2/2"])
     video: bool = True
+    exit_saved: bool = True
     outcomes: dict[str, Any] = field(default_factory=dict)
     waits_before_exit: int | None = 0
     clock: Any = None
@@ -101,11 +106,8 @@ class FakeAdapter:
             return scripted.pop(0) if len(scripted) > 1 else scripted[0]
         return scripted
 
-    def _job_stage(self, call: PlaybookCall) -> PlaybookOutcome:
-        return ok()
-
-    def _job_start(self, call: PlaybookCall) -> PlaybookOutcome:
-        return ok(started=True, container_id="c1", reattached=False)
+    def _job_launch(self, call: PlaybookCall) -> PlaybookOutcome:
+        return ok(uploaded=[], started=True, container_id="c1", reattached=False)
 
     def _job_wait(self, call: PlaybookCall) -> PlaybookOutcome:
         if self.clock is not None:
@@ -114,7 +116,7 @@ class FakeAdapter:
             if self.waits_before_exit is not None:
                 self.waits_before_exit -= 1
             return ok(exists=True, finished=False, started_at=STARTED_AT, log_tail=["1/2 ["])
-        return ok(
+        exit_ = dict(
             exists=True,
             finished=True,
             exit_code=self.exit_code,
@@ -123,6 +125,9 @@ class FakeAdapter:
             log_tail=self.log_tail,
             oom_killed=False,
         )
+        if call.extravars.get("cosmos_job_collect_when_done"):
+            return ok(**exit_, collected=True, outputs=self._collect(call))
+        return ok(**exit_)
 
     def _job_collect(self, call: PlaybookCall) -> PlaybookOutcome:
         names = self._collect(call)
@@ -134,6 +139,9 @@ class FakeAdapter:
         (fetch / "logs").mkdir(parents=True, exist_ok=True)
         (fetch / "logs" / "container.log").write_text("\n".join(self.log_lines) + "\n")
         (fetch / "outputs" / "output.txt").write_text("the final prompt\n")
+        if self.exit_saved:
+            exit_ = {"exit_code": self.exit_code, "started_at": STARTED_AT, "oom_killed": False}
+            (fetch / "logs" / lifecycle.EXIT_FILE).write_text(json.dumps(exit_))
         if self.video:
             self.mp4(fetch / "outputs" / "output.mp4", frames=8, size=(64, 48))
         return sorted(p.name for p in (fetch / "outputs").iterdir())
@@ -203,7 +211,8 @@ def test_success_walks_every_state_and_keeps_outputs_and_logs(store, job, mp4):
     record = run_job(store, job, adapter)
 
     assert record.state is RunState.SUCCEEDED
-    assert states(record) == ["pending", "staging", "running", "collecting", "succeeded"]
+    # The wait phase collected: no separate `collecting` step.
+    assert states(record) == ["pending", "staging", "running", "succeeded"]
     assert record.failure is None
     assert record.host == HOST
     assert record.exit_code == 0
@@ -212,19 +221,35 @@ def test_success_walks_every_state_and_keeps_outputs_and_logs(store, job, mp4):
     assert record.container_started_at == STARTED_AT
     assert record.container_finished_at == FINISHED_AT
     assert record.outputs == ["outputs/output.mp4", "outputs/output.txt"]
-    assert record.logs == ["logs/ansible.log", "logs/container.log"]
+    assert record.logs == ["logs/ansible.log", "logs/container-exit.json", "logs/container.log"]
     assert record.notes == []
     assert adapter.playbooks == PHASES
     assert all(call.limit == HOST for call in adapter.calls)
 
 
+def test_the_wait_phase_is_asked_to_collect_and_the_launch_is_not(store, job, mp4):
+    adapter = FakeAdapter(store, mp4, waits_before_exit=1)
+    run_job(store, job, adapter)
+    asked = [(c.playbook, c.extravars.get("cosmos_job_collect_when_done")) for c in adapter.calls]
+    assert asked == [
+        ("job_launch.yml", None),
+        ("job_wait.yml", True),
+        ("job_wait.yml", True),
+    ]
+
+
 def test_each_state_is_saved_before_its_phase_runs(store, job, mp4):
     adapter = FakeAdapter(store, mp4)
     run_job(store, job, adapter)
-    # `running` is entered once the container has started, so start runs in `staging`.
+    # `running` is entered once the container has started, so launch runs in `staging`.
+    assert adapter.states_seen == [("job_launch.yml", "staging"), ("job_wait.yml", "running")]
+
+
+def test_a_collect_of_its_own_runs_in_collecting(store, job, mp4):
+    adapter = FakeAdapter(store, mp4, outcomes={"job_wait.yml": ok(exists=False, finished=False)})
+    run_job(store, job, adapter)
     assert adapter.states_seen == [
-        ("job_stage.yml", "staging"),
-        ("job_start.yml", "staging"),
+        ("job_launch.yml", "staging"),
         ("job_wait.yml", "running"),
         ("job_collect.yml", "collecting"),
     ]
@@ -234,16 +259,18 @@ def test_phase_output_goes_to_the_runs_ansible_log(store, job, mp4):
     adapter = FakeAdapter(store, mp4)
     run_job(store, job, adapter)
     ansible_log = store.logs_dir(RUN_ID) / "ansible.log"
-    assert adapter.log_paths == [ansible_log] * 4
+    assert adapter.log_paths == [ansible_log] * len(PHASES)
     assert ansible_log.read_text().splitlines() == [f"PLAY [{p}]" for p in PHASES]
 
 
 def test_every_phase_gets_the_lifecycles_stop_event_as_its_cancel(store, job, mp4):
-    adapter = FakeAdapter(store, mp4)
+    # A container that vanished makes the run collect in a phase of its own, too.
+    adapter = FakeAdapter(store, mp4, outcomes={"job_wait.yml": ok(exists=False, finished=False)})
     pending_record(store, job)
     life = JobLifecycle(adapter, store, retry=NO_RETRY)
     life.execute(prepare(store, BATCH_ID, RUN_ID, job), Placement(HOST, ("0", "1")))
-    assert len(adapter.cancels) == 4
+    assert adapter.playbooks == [*PHASES, "job_collect.yml"]
+    assert len(adapter.cancels) == 3
     assert all(cancel is life.stop for cancel in adapter.cancels)
 
 
@@ -278,12 +305,12 @@ def test_extravars_name_the_run_its_inputs_command_and_fetch_dir(store, job, mp4
         json.dumps(extravars)  # extravars must be plain JSON for ansible-runner
 
 
-def test_start_gets_the_placements_devices_and_the_containers_it_follows(store, job, mp4):
+def test_launch_gets_the_placements_devices_and_the_containers_it_follows(store, job, mp4):
     adapter = FakeAdapter(store, mp4)
     placement = Placement(HOST, ("2", "3"), ("cosmos-a", "cosmos-b"))
     record = run_job(store, job, adapter, placement)
 
-    start = adapter.calls[adapter.playbooks.index("job_start.yml")]
+    start = adapter.calls[adapter.playbooks.index("job_launch.yml")]
     assert start.extravars["cosmos_job_gpu_devices"] == ["2", "3"]
     assert start.extravars["cosmos_job_after"] == ["cosmos-a", "cosmos-b"]
     assert start.extravars["cosmos_job_start_timeout"] == lifecycle.START_PHASE_SECONDS
@@ -292,12 +319,15 @@ def test_start_gets_the_placements_devices_and_the_containers_it_follows(store, 
     assert record.state is RunState.SUCCEEDED
 
 
-def test_start_is_asked_again_until_the_container_has_started(store, job, mp4):
-    not_yet = ok(started=False, exists=False)
-    started = ok(started=True, container_id="c2")
-    adapter = FakeAdapter(store, mp4, outcomes={"job_start.yml": [not_yet, not_yet, started]})
+def test_launch_is_asked_again_until_the_container_has_started(store, job, mp4):
+    not_yet = ok(uploaded=[], started=False, exists=False)
+    started = ok(uploaded=[], started=True, container_id="c2")
+    adapter = FakeAdapter(store, mp4, outcomes={"job_launch.yml": [not_yet, not_yet, started]})
     record = run_job(store, job, adapter)
-    assert adapter.playbooks.count("job_start.yml") == 3
+    assert adapter.playbooks == ["job_launch.yml"] * 3 + ["job_wait.yml"]
+    # The run enters `staging` once and stays there until its container has started.
+    assert adapter.states_seen[:3] == [("job_launch.yml", "staging")] * 3
+    assert states(record) == ["pending", "staging", "running", "succeeded"]
     assert record.container_id == "c2"
     assert record.state is RunState.SUCCEEDED
 
@@ -354,7 +384,7 @@ def test_container_exit_3_fails_with_the_code_and_the_log_tail(store, job, mp4):
     record = run_job(store, job, adapter)
 
     assert record.state is RunState.FAILED
-    assert states(record) == ["pending", "staging", "running", "collecting", "failed"]
+    assert states(record) == ["pending", "staging", "running", "failed"]
     assert record.exit_code == 3
     assert record.failure.reason is FailureReason.CONTAINER_EXIT
     assert "3" in record.failure.detail
@@ -401,11 +431,11 @@ def test_exit_0_with_an_mp4_that_does_not_decode_is_output_missing(store, job, m
     assert "output.mp4" in record.failure.detail
 
 
-def test_stage_unreachable_is_host_unreachable_and_collect_still_runs(store, job, mp4):
-    adapter = FakeAdapter(store, mp4, outcomes={"job_stage.yml": unreachable()})
+def test_launch_unreachable_is_host_unreachable_and_collect_still_runs(store, job, mp4):
+    adapter = FakeAdapter(store, mp4, outcomes={"job_launch.yml": unreachable()})
     record = run_job(store, job, adapter)
 
-    assert adapter.playbooks == ["job_stage.yml", "job_collect.yml"]
+    assert adapter.playbooks == ["job_launch.yml", "job_collect.yml"]
     assert record.state is RunState.FAILED
     assert states(record) == ["pending", "staging", "collecting", "failed"]
     assert record.failure.reason is FailureReason.HOST_UNREACHABLE
@@ -416,12 +446,13 @@ def test_stage_unreachable_is_host_unreachable_and_collect_still_runs(store, job
 
 
 def test_unreachable_phase_is_retried_with_a_note_per_retry(store, job, mp4):
+    started = ok(uploaded=[], started=True, container_id="c1")
     adapter = FakeAdapter(
-        store, mp4, outcomes={"job_stage.yml": [unreachable(), unreachable(), ok()]}
+        store, mp4, outcomes={"job_launch.yml": [unreachable(), unreachable(), started]}
     )
     record = run_job(store, job, adapter, retry=RetryPolicy(delays=(0.01, 0.02, 0.03)))
 
-    assert adapter.playbooks == ["job_stage.yml"] * 3 + PHASES[1:]
+    assert adapter.playbooks == ["job_launch.yml"] * 3 + PHASES[1:]
     assert record.state is RunState.SUCCEEDED
     assert len(record.notes) == 2
     assert "retrying in 0.01 s" in record.notes[0].text
@@ -430,23 +461,24 @@ def test_unreachable_phase_is_retried_with_a_note_per_retry(store, job, mp4):
 
 
 def test_host_still_unreachable_after_every_retry_is_host_unreachable(store, job, mp4):
-    adapter = FakeAdapter(store, mp4, outcomes={"job_stage.yml": unreachable()})
+    adapter = FakeAdapter(store, mp4, outcomes={"job_launch.yml": unreachable()})
     record = run_job(store, job, adapter, retry=RetryPolicy(delays=(0.01, 0.01)))
 
-    assert adapter.playbooks == ["job_stage.yml"] * 3 + ["job_collect.yml"]
+    assert adapter.playbooks == ["job_launch.yml"] * 3 + ["job_collect.yml"]
     assert len(record.notes) == 2
     assert record.failure.reason is FailureReason.HOST_UNREACHABLE
 
 
-def test_start_failure_is_playbook_failed_and_skips_wait(store, job, mp4):
+def test_launch_failure_is_playbook_failed_and_skips_wait(store, job, mp4):
     failure = TaskFailure(HOST, "Start | Run the job container", "image not found", False)
     adapter = FakeAdapter(
-        store, mp4, outcomes={"job_start.yml": PlaybookOutcome("failed", 2, {}, [failure])}
+        store, mp4, outcomes={"job_launch.yml": PlaybookOutcome("failed", 2, {}, [failure])}
     )
     record = run_job(store, job, adapter, retry=RetryPolicy(delays=(0.01,)))
 
     # A failure that is not the network is not retried.
-    assert adapter.playbooks == ["job_stage.yml", "job_start.yml", "job_collect.yml"]
+    assert adapter.playbooks == ["job_launch.yml", "job_collect.yml"]
+    assert states(record) == ["pending", "staging", "collecting", "failed"]
     assert record.failure.reason is FailureReason.PLAYBOOK_FAILED
     assert record.failure.detail == f"{HOST}: Start | Run the job container: image not found"
     assert record.notes == []
@@ -455,27 +487,55 @@ def test_start_failure_is_playbook_failed_and_skips_wait(store, job, mp4):
 def test_wait_unreachable_is_host_unreachable_and_collect_still_runs(store, job, mp4):
     adapter = FakeAdapter(store, mp4, outcomes={"job_wait.yml": unreachable("Wait | Wait")})
     record = run_job(store, job, adapter)
-    assert adapter.playbooks == PHASES
+    assert adapter.playbooks == [*PHASES, "job_collect.yml"]
     assert record.failure.reason is FailureReason.HOST_UNREACHABLE
     assert record.exit_code is None
 
 
 def test_container_that_vanished_before_its_exit_was_seen_is_container_exit(store, job, mp4):
-    adapter = FakeAdapter(store, mp4, outcomes={"job_wait.yml": ok(exists=False, finished=False)})
+    # The wait phase collects what it left; no collect saved its exit (it was removed).
+    gone = ok(exists=False, finished=False, collected=True, outputs=[])
+    adapter = FakeAdapter(store, mp4, exit_saved=False, outcomes={"job_wait.yml": gone})
     record = run_job(store, job, adapter)
-    assert adapter.playbooks == PHASES
+    assert adapter.playbooks == [*PHASES, "job_collect.yml"]
     assert record.failure.reason is FailureReason.CONTAINER_EXIT
     assert "vanished" in record.failure.detail
+
+
+def test_a_vanished_container_whose_exit_was_recorded_is_judged_by_it(store, job, mp4):
+    """An attached run whose container exited while no driver watched: the wait phase finds
+    it gone and collects; its exit is the one the record kept."""
+    adapter = FakeAdapter(store, mp4)
+    pending_record(store, job)
+    store.update_run(RUN_ID, _as_running_with_exit(7))
+    gone = {"exists": False, "finished": False, "collected": True, "outputs": ["output.mp4"]}
+    adapter.outcomes["job_wait.yml"] = ok(**gone)
+    prepared = prepare(store, BATCH_ID, RUN_ID, job)
+    life = JobLifecycle(adapter, store, retry=NO_RETRY)
+
+    exit_ = life.wait(prepared, HOST)
+    record = life.finish(prepared, HOST, None, exit_)
+
+    assert exit_ == Exit(True, 7, collected=True)
+    assert adapter.playbooks == ["job_wait.yml"]  # collected once, in the wait phase
+    assert record.failure.reason is FailureReason.CONTAINER_EXIT
+    assert "code 7" in record.failure.detail
+
+
+def _as_running_with_exit(code: int | None):
+    def change(record: RunRecord) -> None:
+        record.host = HOST
+        record.move_to(RunState.STAGING)
+        record.move_to(RunState.RUNNING)
+        record.exit_code = code
+
+    return change
 
 
 def test_wait_polls_again_until_the_container_exits(store, job, mp4):
     adapter = FakeAdapter(store, mp4, waits_before_exit=2)
     record = run_job(store, job, adapter)
-    assert adapter.playbooks == [
-        "job_stage.yml", "job_start.yml",
-        "job_wait.yml", "job_wait.yml", "job_wait.yml",
-        "job_collect.yml",
-    ]  # fmt: skip
+    assert adapter.playbooks == ["job_launch.yml"] + ["job_wait.yml"] * 3
     assert record.state is RunState.SUCCEEDED
 
 
@@ -501,7 +561,9 @@ def test_wait_never_finishing_times_out_after_bounded_waits(store, job, mp4, mon
         if c.playbook == "job_wait.yml"
     ]
     assert waits == [60, 60, 30]
+    # No wait phase saw an exit, so none collected: collect runs on its own.
     assert adapter.playbooks[-1] == "job_collect.yml"
+    assert adapter.states_seen[-1] == ("job_collect.yml", "collecting")
     assert record.state is RunState.FAILED
     assert states(record) == ["pending", "staging", "running", "collecting", "failed"]
     assert record.failure.reason is FailureReason.TIMEOUT
@@ -554,25 +616,161 @@ def test_timeout_of_one_second_still_waits_for_the_container(store, job, mp4):
     assert record.state is RunState.SUCCEEDED
 
 
-def test_collect_unreachable_after_a_good_run_is_host_unreachable(store, job, mp4):
+# The collect of a good run fails inside the wait phase that collects it ...
+
+DISK_FULL = PlaybookOutcome(
+    "failed", 2, {}, [TaskFailure(HOST, "Collect | Fetch the outputs", "disk full", False)]
+)
+
+
+def test_collect_unreachable_in_the_wait_phase_is_host_unreachable(store, job, mp4):
     adapter = FakeAdapter(
-        store, mp4, outcomes={"job_collect.yml": unreachable("Collect | Fetch the outputs")}
+        store, mp4, outcomes={"job_wait.yml": unreachable("Collect | Fetch the outputs")}
     )
     record = run_job(store, job, adapter)
+    assert adapter.playbooks == [*PHASES, "job_collect.yml"]  # collect is tried again
     assert record.state is RunState.FAILED
     assert record.failure.reason is FailureReason.HOST_UNREACHABLE
     assert "Failed to connect" in record.failure.detail
 
 
-def test_collect_failure_after_a_good_run_is_playbook_failed(store, job, mp4):
-    failure = TaskFailure(HOST, "Collect | Fetch the outputs", "disk full", False)
-    adapter = FakeAdapter(
-        store, mp4, outcomes={"job_collect.yml": PlaybookOutcome("failed", 2, {}, [failure])}
-    )
+def test_collect_failure_in_the_wait_phase_is_playbook_failed(store, job, mp4):
+    adapter = FakeAdapter(store, mp4, outcomes={"job_wait.yml": DISK_FULL})
     record = run_job(store, job, adapter)
+    assert adapter.playbooks == [*PHASES, "job_collect.yml"]
     assert record.state is RunState.FAILED
     assert "disk full" in record.failure.detail
     assert record.failure.reason is FailureReason.PLAYBOOK_FAILED
+
+
+class DropsWhileFetching(FakeAdapter):
+    """The first wait phase to see the exit loses the host while fetching: its collect had
+    already saved the exit and removed the container. The retried phase finds it gone and
+    collects what was left."""
+
+    def _job_wait(self, call: PlaybookCall) -> PlaybookOutcome:
+        if self.playbooks.count("job_wait.yml") == 1:
+            return unreachable("Collect | Fetch the outputs")
+        gone = {"exists": False, "finished": False}
+        return ok(**gone, log_tail=self.log_tail, collected=True, outputs=self._collect(call))
+
+
+@pytest.mark.parametrize("exit_code", [0, 3])
+def test_a_wait_retried_after_its_collect_removed_the_container_keeps_its_exit(
+    store, job, mp4, exit_code
+):
+    adapter = DropsWhileFetching(store, mp4, exit_code=exit_code)
+    record = run_job(store, job, adapter, retry=RetryPolicy(delays=(0.01,)))
+
+    assert adapter.playbooks == ["job_launch.yml", "job_wait.yml", "job_wait.yml"]
+    assert record.exit_code == exit_code
+    assert len(record.notes) == 1 and "retrying" in record.notes[0].text
+    if exit_code == 0:
+        assert record.state is RunState.SUCCEEDED
+    else:
+        assert record.failure.reason is FailureReason.CONTAINER_EXIT
+        assert "code 3" in record.failure.detail
+
+
+# ... or in job_collect.yml, which still collects after a timeout and for an orphan.
+
+
+def test_collect_failure_after_a_timeout_keeps_the_timeout(store, job, mp4, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(lifecycle, "time", SimpleNamespace(monotonic=clock.monotonic))
+    adapter = FakeAdapter(
+        store, mp4, waits_before_exit=None, clock=clock, outcomes={"job_collect.yml": DISK_FULL}
+    )
+    record = run_job(store, replace(job, timeout=60), adapter)
+
+    assert adapter.playbooks[-1] == "job_collect.yml"
+    assert states(record)[-2:] == ["collecting", "failed"]
+    # The first cause is the verdict; the failed collect fetched nothing.
+    assert record.failure.reason is FailureReason.TIMEOUT
+    assert record.outputs == []
+
+
+def test_collect_failure_of_an_orphan_that_exited_0_is_playbook_failed(store, job, mp4):
+    """With no timeout or exit to blame, a failed job_collect.yml is the verdict."""
+    adapter = FakeAdapter(store, mp4, outcomes={"job_collect.yml": DISK_FULL})
+    record = orphan(store, job, adapter, exit_code=0)
+    assert record.failure.reason is FailureReason.PLAYBOOK_FAILED
+    assert "disk full" in record.failure.detail
+
+
+def test_collect_unreachable_of_an_orphan_is_host_unreachable(store, job, mp4):
+    adapter = FakeAdapter(
+        store, mp4, outcomes={"job_collect.yml": unreachable("Collect | Fetch the outputs")}
+    )
+    record = orphan(store, job, adapter, exit_code=0)
+    assert record.failure.reason is FailureReason.HOST_UNREACHABLE
+    assert "Failed to connect" in record.failure.detail
+
+
+# --- orphans: runs whose container is gone when a driver comes back -----------------------
+
+
+def orphan(store: RunStore, job: Job, adapter: FakeAdapter, exit_code: int | None) -> RunRecord:
+    """finish_orphan of a run left RUNNING by a driver that died around its exit."""
+    pending_record(store, job)
+    store.update_run(RUN_ID, _as_running_with_exit(exit_code))
+    prepared = prepare(store, BATCH_ID, RUN_ID, job)
+    life = JobLifecycle(adapter, store, retry=NO_RETRY)
+    record = life.finish_orphan(prepared, HOST, exit_code)
+    assert store.load_run(RUN_ID) == record
+    return record
+
+
+def test_orphan_with_a_recorded_exit_is_collected_and_judged_by_it(store, job, mp4):
+    # The exit left on the host says 0; the one the driver saw and recorded wins.
+    adapter = FakeAdapter(store, mp4, exit_code=0)
+    record = orphan(store, job, adapter, exit_code=3)
+
+    assert adapter.playbooks == ["job_collect.yml"]
+    assert adapter.calls[0].limit == HOST
+    assert states(record) == ["pending", "staging", "running", "collecting", "failed"]
+    assert record.failure.reason is FailureReason.CONTAINER_EXIT
+    assert "code 3" in record.failure.detail
+    assert "outputs/output.mp4" in record.outputs
+
+
+@pytest.mark.parametrize(
+    ("left", "state", "reason"),
+    [(0, RunState.SUCCEEDED, None), (5, RunState.FAILED, FailureReason.CONTAINER_EXIT)],
+)
+def test_orphan_without_a_recorded_exit_is_judged_by_the_exit_left_on_host(
+    store, job, mp4, left, state, reason
+):
+    adapter = FakeAdapter(store, mp4, exit_code=left, exit_saved=True)
+    record = orphan(store, job, adapter, exit_code=None)
+
+    assert adapter.playbooks == ["job_collect.yml"]
+    assert record.state is state
+    assert (record.failure.reason if record.failure else None) is reason
+    assert "logs/container-exit.json" in record.logs
+
+
+def test_orphan_without_any_exit_fails_as_exit_unknown(store, job, mp4):
+    adapter = FakeAdapter(store, mp4, exit_saved=False)
+    record = orphan(store, job, adapter, exit_code=None)
+
+    assert adapter.playbooks == ["job_collect.yml"]
+    assert record.state is RunState.FAILED
+    assert record.failure.reason is FailureReason.CONTAINER_EXIT
+    assert "exit code unknown" in record.failure.detail
+    # What it left is still collected.
+    assert "outputs/output.mp4" in record.outputs
+
+
+def test_orphan_with_an_unreadable_exit_file_fails_as_exit_unknown(store, job, mp4):
+    class Garbled(FakeAdapter):
+        def _collect(self, call: PlaybookCall) -> list[str]:
+            names = super()._collect(call)
+            (store.logs_dir(RUN_ID) / lifecycle.EXIT_FILE).write_text("{not json")
+            return names
+
+    record = orphan(store, job, Garbled(store, mp4), exit_code=None)
+    assert "exit code unknown" in record.failure.detail
 
 
 # --- stopping and cancelling ---------------------------------------------------------------
@@ -584,7 +782,7 @@ def test_canceled_playbook_raises_driver_stopping_and_leaves_the_run(store, job,
         run_job(store, job, adapter)
 
     # Its container keeps running; the record stays where it was; nothing is collected.
-    assert adapter.playbooks == PHASES[:3]
+    assert adapter.playbooks == PHASES
     record = store.load_run(RUN_ID)
     assert record.state is RunState.RUNNING
     assert record.failure is None
@@ -594,35 +792,35 @@ def test_stop_event_raises_driver_stopping_even_after_a_good_phase(store, job, m
     adapter = FakeAdapter(store, mp4)
     pending_record(store, job)
     life = JobLifecycle(adapter, store, retry=NO_RETRY)
-    adapter.on_call = lambda call: life.stop.set() if call.playbook == "job_start.yml" else None
+    adapter.on_call = lambda call: life.stop.set() if call.playbook == "job_launch.yml" else None
 
     with pytest.raises(DriverStopping):
         life.execute(prepare(store, BATCH_ID, RUN_ID, job), Placement(HOST, ("0", "1")))
-    assert adapter.playbooks == PHASES[:2]
+    assert adapter.playbooks == ["job_launch.yml"]
     assert store.load_run(RUN_ID).state is RunState.STAGING
 
 
 def test_stop_during_a_retry_delay_raises_driver_stopping(store, job, mp4):
-    adapter = FakeAdapter(store, mp4, outcomes={"job_stage.yml": unreachable()})
+    adapter = FakeAdapter(store, mp4, outcomes={"job_launch.yml": unreachable()})
     pending_record(store, job)
     life = JobLifecycle(adapter, store, retry=RetryPolicy(delays=(30.0,)))
     threading.Timer(0.1, life.stop.set).start()
 
     with pytest.raises(DriverStopping):
         life.execute(prepare(store, BATCH_ID, RUN_ID, job), Placement(HOST, ("0", "1")))
-    assert adapter.playbooks == ["job_stage.yml"]
+    assert adapter.playbooks == ["job_launch.yml"]
 
 
 def test_cancel_marker_makes_judge_end_cancelled(store, job, mp4):
-    def cancel_while_staging(call: PlaybookCall) -> None:
-        if call.playbook == "job_stage.yml":
+    def cancel_while_launching(call: PlaybookCall) -> None:
+        if call.playbook == "job_launch.yml":
             store.request_cancel(RUN_ID)
 
-    adapter = FakeAdapter(store, mp4, exit_code=3, on_call=cancel_while_staging)
+    adapter = FakeAdapter(store, mp4, exit_code=3, on_call=cancel_while_launching)
     record = run_job(store, job, adapter)
 
     assert record.state is RunState.CANCELLED
-    assert states(record) == ["pending", "staging", "running", "collecting", "cancelled"]
+    assert states(record) == ["pending", "staging", "running", "cancelled"]
     assert record.failure.reason is FailureReason.CANCELLED
     assert record.failure.log_tail == ["step 1/2", "step 2/2"]
 
@@ -661,3 +859,36 @@ def test_input_hash_is_cached_but_follows_a_changed_file(tmp_path):
     assert file_sha256(video) == first == hashlib.sha256(b"first version").hexdigest()
     video.write_bytes(b"second, longer version")
     assert file_sha256(video) == hashlib.sha256(b"second, longer version").hexdigest()
+
+
+def test_unpack_bundle_puts_outputs_and_logs_in_place_and_removes_the_tar(tmp_path):
+    run_dir = tmp_path / "run"
+    source = tmp_path / "src"
+    (source / "outputs").mkdir(parents=True)
+    (source / "logs").mkdir()
+    (source / "outputs" / "output.mp4").write_bytes(b"mp4")
+    (source / "logs" / "container.log").write_text("log\n")
+    run_dir.mkdir()
+    with tarfile.open(run_dir / "collected.tar", "w") as archive:
+        archive.add(source / "outputs" / "output.mp4", arcname="outputs/output.mp4")
+        archive.add(source / "logs" / "container.log", arcname="logs/container.log")
+
+    lifecycle.unpack_bundle(run_dir, "collected.tar")
+
+    assert (run_dir / "outputs" / "output.mp4").read_bytes() == b"mp4"
+    assert (run_dir / "logs" / "container.log").read_text() == "log\n"
+    assert not (run_dir / "collected.tar").exists()
+
+
+@pytest.mark.parametrize("arcname", ["../escape.txt", "outputs/deep/x.txt", "spec.json"])
+def test_unpack_bundle_refuses_entries_outside_outputs_and_logs(tmp_path, arcname):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    stray = tmp_path / "stray.txt"
+    stray.write_text("x")
+    with tarfile.open(run_dir / "collected.tar", "w") as archive:
+        archive.add(stray, arcname=arcname)
+
+    with pytest.raises(lifecycle.PhaseFailed, match="unexpected entries"):
+        lifecycle.unpack_bundle(run_dir, "collected.tar")
+    assert not (tmp_path / "escape.txt").exists()

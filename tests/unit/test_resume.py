@@ -85,11 +85,15 @@ def test_in_flight_on_an_unreachable_host_attaches_on_the_recorded_host(run):
     assert ticket.placement == Placement("h3", ("2", "3"))
 
 
-def test_in_flight_when_another_host_is_unreachable_starts_again(run):
-    record = record_in(RunState.RUNNING, host="h1")
+@pytest.mark.parametrize(
+    ("state", "mode"), [(RunState.STAGING, Mode.FRESH), (RunState.RUNNING, Mode.COLLECT)]
+)
+def test_in_flight_when_another_host_is_unreachable_is_not_attached(run, state, mode):
+    # Its own host answered without its container: another host's silence changes nothing.
+    record = record_in(state, host="h1")
     ticket = ticket_for(run, record, FoundContainers({}, frozenset({"h2"})))
-    assert ticket.mode is Mode.FRESH
-    assert ticket.placement is None
+    assert ticket.mode is mode
+    assert ticket.placement == (Placement("h1", ("2", "3")) if mode is Mode.COLLECT else None)
 
 
 def test_collecting_without_a_container_collects_with_the_recorded_exit(run):
@@ -100,12 +104,28 @@ def test_collecting_without_a_container_collects_with_the_recorded_exit(run):
     assert ticket.exit_code == 3
 
 
-@pytest.mark.parametrize("state", [RunState.STAGING, RunState.RUNNING])
-def test_staging_or_running_without_a_container_starts_again(run, state):
-    record = record_in(state, exit_code=0)
+def test_staging_without_a_container_starts_again(run):
+    # Its container never started (or never got far): nothing ran, so run it from the start.
+    record = record_in(RunState.STAGING)
     ticket = ticket_for(run, record, NOTHING_FOUND)
     assert ticket.mode is Mode.FRESH
     assert ticket.placement is None
+    assert ticket.exit_code is None
+
+
+@pytest.mark.parametrize("exit_code", [0, 3, None])
+def test_running_without_a_container_collects_rather_than_runs_twice(run, exit_code):
+    # It ran; the driver died while the wait phase collected it (the container is gone).
+    record = record_in(RunState.RUNNING, host="h2", exit_code=exit_code)
+    ticket = ticket_for(run, record, NOTHING_FOUND)
+    assert ticket.mode is Mode.COLLECT
+    assert ticket.placement == Placement("h2", ("2", "3"))
+    assert ticket.exit_code == exit_code  # None: finish_orphan reads the exit left on the host
+
+
+def test_running_without_a_host_starts_again(run):
+    record = record_in(RunState.RUNNING, host=None)
+    assert ticket_for(run, record, NOTHING_FOUND).mode is Mode.FRESH
 
 
 def test_collecting_without_a_host_starts_again(run):

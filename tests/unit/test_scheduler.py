@@ -1,11 +1,13 @@
 """The scheduler over a fake adapter that simulates containers in memory: each "host" runs
-containers for a short while on the GPU devices it was given, a start waits (as the real
-container module does) for the containers named in `cosmos_job_after` to exit, and every
-container's time on each device is recorded so overlaps can be checked."""
+containers for a short while on the GPU devices it was given, a launch waits (as the real
+container module does) for the containers named in `cosmos_job_after` to exit, a wait that
+sees the exit collects when asked to (as the real wait phase does), and every container's
+time on each device is recorded so overlaps can be checked."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from collections import defaultdict
@@ -63,6 +65,7 @@ class FakeHosts:
     calls: list[PlaybookCall] = field(default_factory=list)
     call_times: list[float] = field(default_factory=list)
     waited_for_holder: list[str] = field(default_factory=list)
+    exits_left: dict[str, int] = field(default_factory=dict)  # run_id -> exit saved on the host
 
     def run(
         self, call: PlaybookCall, log_path: Path | None = None, cancel: Any = None
@@ -95,11 +98,9 @@ class FakeHosts:
         found = (self.containers.get(name) for name in names)
         return [c for c in found if c is not None and c.ends > now]
 
-    def _job_stage(self, call: PlaybookCall) -> PlaybookOutcome:
+    def _job_launch(self, call: PlaybookCall) -> PlaybookOutcome:
+        """Stage (takes stage_seconds), then start once the containers it follows exited."""
         time.sleep(self.stage_seconds)
-        return ok()
-
-    def _job_start(self, call: PlaybookCall) -> PlaybookOutcome:
         extravars = call.extravars
         run_id = extravars["cosmos_job_run_id"]
         seconds = float(extravars["cosmos_job_env"].get("FAKE_SECONDS", DEFAULT_SECONDS))
@@ -115,37 +116,48 @@ class FakeHosts:
                     self._create(run_id, call.limit, devices, now, now + seconds, exit_code)
                     if waited:
                         self.waited_for_holder.append(run_id)
-                    return ok(started=True, container_id=f"id-{run_id}", reattached=False)
+                    return ok(
+                        uploaded=[], started=True, container_id=f"id-{run_id}", reattached=False
+                    )
             waited = True
             time.sleep(max(0.0, min(h.ends for h in holders) - time.monotonic()) + 0.001)
-        return ok(started=False, exists=False)
+        return ok(uploaded=[], started=False, exists=False)
 
     def _job_wait(self, call: PlaybookCall) -> PlaybookOutcome:
         name = f"cosmos-{call.extravars['cosmos_job_run_id']}"
+        collect = bool(call.extravars.get("cosmos_job_collect_when_done"))
         with self.cond:
             container = self.containers.get(name)
         if container is None:
-            return ok(exists=False, finished=False)
+            gone = {"exists": False, "finished": False}
+            return ok(**gone, **self._collect(call)) if collect else ok(**gone)
         left = container.ends - time.monotonic()
         time.sleep(max(0.0, min(left, call.extravars["cosmos_job_wait_timeout"])))
         if time.monotonic() < container.ends:
             return ok(exists=True, finished=False, log_tail=["3/35 [00:01<00:10]"])
-        return ok(
-            exists=True,
-            finished=True,
-            exit_code=container.exit_code,
-            log_tail=["35/35 [00:02<00:00]"],
-        )
+        exit_ = {"exists": True, "finished": True, "exit_code": container.exit_code}
+        exit_["log_tail"] = ["35/35 [00:02<00:00]"]
+        return ok(**exit_, **self._collect(call)) if collect else ok(**exit_)
 
     def _job_collect(self, call: PlaybookCall) -> PlaybookOutcome:
+        return ok(**self._collect(call))
+
+    def _collect(self, call: PlaybookCall) -> dict[str, Any]:
+        """Remove the container; fetch its outputs, log and (if it was there) exit."""
         with self.cond:
-            self.containers.pop(f"cosmos-{call.extravars['cosmos_job_run_id']}", None)
+            container = self.containers.pop(f"cosmos-{call.extravars['cosmos_job_run_id']}", None)
         fetch = Path(call.extravars["cosmos_job_fetch_dir"])
         (fetch / "outputs").mkdir(parents=True, exist_ok=True)
         (fetch / "logs").mkdir(parents=True, exist_ok=True)
         (fetch / "outputs" / "output.mp4").write_bytes(self.video)
         (fetch / "logs" / "container.log").write_text("35/35 [00:02<00:00]\ndone\n")
-        return ok(outputs=["output.mp4"])
+        run_id = call.extravars["cosmos_job_run_id"]
+        if container is not None:
+            self.exits_left[run_id] = container.exit_code
+        if run_id in self.exits_left:
+            exit_ = json.dumps({"exit_code": self.exits_left[run_id]})
+            (fetch / "logs" / "container-exit.json").write_text(exit_)
+        return {"collected": True, "outputs": ["output.mp4"]}
 
     # -- what happened --
 
@@ -235,13 +247,10 @@ def test_every_run_succeeds_across_both_hosts(store, video, make_run):
     assert all(r.failure is None and r.exit_code == 0 for r in ended)
     assert {r.host for r in ended} == {"h1", "h2"}
     for run in runs:
-        assert fake.playbooks_of(run.run_id) == [
-            "job_stage.yml",
-            "job_start.yml",
-            "job_wait.yml",
-            "job_collect.yml",
-        ]
+        # Each run costs two playbooks: the wait phase that saw the exit collected it.
+        assert fake.playbooks_of(run.run_id) == ["job_launch.yml", "job_wait.yml"]
     assert fake.containers == {}  # every container was collected
+    assert all(r.outputs == ["outputs/output.mp4"] for r in ended)
 
 
 def test_successors_are_staged_while_the_holders_run(store, video, make_run):
@@ -249,7 +258,7 @@ def test_successors_are_staged_while_the_holders_run(store, video, make_run):
     fake = FakeHosts(video)
     run_all(store, fake, [Ticket(run) for run in runs])
 
-    followers = [c for c in fake.calls_of("job_start.yml") if c.extravars["cosmos_job_after"]]
+    followers = [c for c in fake.calls_of("job_launch.yml") if c.extravars["cosmos_job_after"]]
     assert followers, "no run was staged to follow a running container"
     # Some start had to wait on the host for the container it follows: the successor
     # was staged and ready before its GPU was free.
@@ -267,10 +276,11 @@ def test_a_successor_follows_the_container_holding_its_gpu(store, video, make_ru
     run_all(store, fake, tickets, hosts={"h1": 1})
 
     holder_container = fake.intervals[("h1", "0")][0]
-    (start,) = fake.calls_of("job_start.yml")
-    assert start.extravars["cosmos_job_after"] == [f"cosmos-{holder.run_id}"]
-    stage_at = fake.call_times[fake.calls.index(fake.calls_of("job_stage.yml")[0])]
-    assert stage_at < holder_container[1]  # staged while the holder ran
+    (launch,) = fake.calls_of("job_launch.yml")
+    assert launch.extravars["cosmos_job_after"] == [f"cosmos-{holder.run_id}"]
+    launch_at = fake.call_times[fake.calls.index(launch)]
+    assert launch_at < holder_container[1]  # staged while the holder ran
+    assert fake.waited_for_holder == [successor.run_id]
     assert fake.overlaps() == []
     assert [r.state for r in records(store, [holder, successor])] == [RunState.SUCCEEDED] * 2
 
@@ -290,7 +300,9 @@ def test_a_two_gpu_job_gets_two_devices_of_one_host(store, video, make_run):
     run_all(store, fake, [Ticket(wide), *(Ticket(run) for run in narrow)])
 
     (start,) = [
-        c for c in fake.calls_of("job_start.yml") if c.extravars["cosmos_job_run_id"] == wide.run_id
+        c
+        for c in fake.calls_of("job_launch.yml")
+        if c.extravars["cosmos_job_run_id"] == wide.run_id
     ]
     assert sorted(start.extravars["cosmos_job_gpu_devices"]) == ["0", "1"]
     assert "--nproc_per_node=2" in start.extravars["cosmos_job_command"]
@@ -308,15 +320,15 @@ def test_a_two_gpu_job_gets_two_devices_of_one_host(store, video, make_run):
 # --- hosts that do not answer --------------------------------------------------------------
 
 
-def test_host_down_during_stage_moves_its_runs_to_the_other_host(store, video, make_run):
+def test_host_down_during_launch_moves_its_runs_to_the_other_host(store, video, make_run):
     runs = [make_run(f"job-{i}", seconds=0.05) for i in range(6)]
-    fake = FakeHosts(video, unreachable={"job_stage.yml": {"h2"}})
+    fake = FakeHosts(video, unreachable={"job_launch.yml": {"h2"}})
     run_all(store, fake, [Ticket(run) for run in runs])
 
     ended = records(store, runs)
     assert [r.state for r in ended] == [RunState.SUCCEEDED] * 6
     assert all(r.host == "h1" for r in ended)
-    staged_on_h2 = [c for c in fake.calls_of("job_stage.yml") if c.limit == "h2"]
+    staged_on_h2 = [c for c in fake.calls_of("job_launch.yml") if c.limit == "h2"]
     moved = {c.extravars["cosmos_job_run_id"] for c in staged_on_h2}
     assert moved, "no run was placed on h2 first"
     for record in ended:
@@ -325,8 +337,8 @@ def test_host_down_during_stage_moves_its_runs_to_the_other_host(store, video, m
             assert any("h2 set aside" in text and "back to the queue" in text for text in notes)
         else:
             assert notes == []
-    # Nothing but the failed stage ever went to h2.
-    assert {c.playbook for c in fake.calls if c.limit == "h2"} == {"job_stage.yml"}
+    # Nothing but the failed launch ever went to h2.
+    assert {c.playbook for c in fake.calls if c.limit == "h2"} == {"job_launch.yml"}
 
 
 class RequeueProbe(Scheduler):
@@ -362,7 +374,7 @@ class RequeueProbe(Scheduler):
 
 def test_a_requeued_run_keeps_the_devices_of_its_new_placement(store, video, make_run):
     run = make_run("job", seconds=0.05)
-    fake = FakeHosts(video, unreachable={"job_stage.yml": {"h2"}}, stage_seconds=0.3)
+    fake = FakeHosts(video, unreachable={"job_launch.yml": {"h2"}}, stage_seconds=0.3)
     life = JobLifecycle(fake, store, retry=RetryPolicy(delays=()))
     probe = RequeueProbe(life, {"h2": 1, "h1": 1})
     probe.run([Ticket(run)])
@@ -374,13 +386,13 @@ def test_a_requeued_run_keeps_the_devices_of_its_new_placement(store, video, mak
 
 def test_every_host_down_fails_the_pending_runs_as_host_unreachable(store, video, make_run):
     runs = [make_run(f"job-{i}") for i in range(5)]
-    fake = FakeHosts(video, unreachable={"job_stage.yml": {"h1", "h2"}})
+    fake = FakeHosts(video, unreachable={"job_launch.yml": {"h1", "h2"}})
     run_all(store, fake, [Ticket(run) for run in runs])
 
     ended = records(store, runs)
     assert [r.state for r in ended] == [RunState.FAILED] * 5
     assert all(r.failure.reason is FailureReason.HOST_UNREACHABLE for r in ended)
-    assert {c.playbook for c in fake.calls} == {"job_stage.yml"}
+    assert {c.playbook for c in fake.calls} == {"job_launch.yml"}
 
 
 def test_a_host_down_while_a_run_waits_is_waited_out(store, video, make_run):
@@ -423,20 +435,20 @@ def test_no_pool_thread_outlives_run(store, video, make_run):
     fake = FakeHosts(video)
     life = JobLifecycle(fake, store, retry=RetryPolicy(delays=()))
     seen_inside: list[str] = []
-    real_stage = fake._job_stage
+    real_launch = fake._job_launch
 
-    def stage(call: PlaybookCall) -> PlaybookOutcome:
+    def launch(call: PlaybookCall) -> PlaybookOutcome:
         seen_inside.append(threading.current_thread().name)
-        return real_stage(call)
+        return real_launch(call)
 
-    fake._job_stage = stage
+    fake._job_launch = launch
     Scheduler(life, HOSTS).run([Ticket(run) for run in runs])
 
     assert seen_inside and all(name.startswith("cosmos-run") for name in seen_inside)
     assert scheduler_threads() == []
 
 
-def test_attach_tickets_skip_stage_and_start(store, video, make_run):
+def test_attach_tickets_skip_launch(store, video, make_run):
     attached = make_run("attached")
     store.update_run(attached.run_id, lambda r: _as_running(r, "h2", ["1"]))
     fresh = [make_run(f"job-{i}", seconds=0.05) for i in range(3)]
@@ -446,13 +458,13 @@ def test_attach_tickets_skip_stage_and_start(store, video, make_run):
     run_all(store, fake, tickets + [Ticket(run) for run in fresh])
 
     playbooks = fake.playbooks_of(attached.run_id)
-    assert "job_stage.yml" not in playbooks
-    assert "job_start.yml" not in playbooks
-    assert playbooks[-1] == "job_collect.yml"
-    assert set(playbooks) == {"job_wait.yml", "job_collect.yml"}
+    assert "job_launch.yml" not in playbooks
+    assert set(playbooks) == {"job_wait.yml"}  # the wait that saw the exit collected
+    assert f"cosmos-{attached.run_id}" not in fake.containers
     record = store.load_run(attached.run_id)
     assert record.state is RunState.SUCCEEDED
     assert record.host == "h2"
+    assert record.outputs == ["outputs/output.mp4"]
     # No fresh run got its GPU while it still ran.
     (_, attached_ends, _), *others = fake.intervals[("h2", "1")]
     assert all(start >= attached_ends for start, _, _ in others)
@@ -478,6 +490,29 @@ def test_collect_tickets_only_collect(store, video, make_run):
     assert failed.state is RunState.FAILED
     assert failed.failure.reason is FailureReason.CONTAINER_EXIT
     assert "3" in failed.failure.detail
+
+
+def test_collect_tickets_without_an_exit_use_the_one_left_on_the_host(store, video, make_run):
+    """The driver died after the wait phase's collect saved the exit, before it was seen."""
+    left_0, left_4, unknown = make_run("left-0"), make_run("left-4"), make_run("unknown")
+    for run in (left_0, left_4, unknown):
+        store.update_run(run.run_id, lambda r: _as_running(r, "h1", ["0"]))
+    fake = FakeHosts(video, exits_left={left_0.run_id: 0, left_4.run_id: 4})
+    run_all(
+        store,
+        fake,
+        [Ticket(r, Mode.COLLECT, Placement("h1", ("0",))) for r in (left_0, left_4, unknown)],
+    )
+
+    assert [c.playbook for c in fake.calls] == ["job_collect.yml"] * 3
+    assert store.load_run(left_0.run_id).state is RunState.SUCCEEDED
+    failed = store.load_run(left_4.run_id)
+    assert failed.failure.reason is FailureReason.CONTAINER_EXIT
+    assert "code 4" in failed.failure.detail
+    lost = store.load_run(unknown.run_id)
+    assert lost.failure.reason is FailureReason.CONTAINER_EXIT
+    assert "exit code unknown" in lost.failure.detail
+    assert lost.outputs == ["outputs/output.mp4"]  # what it left is collected all the same
 
 
 def _as_running(record: RunRecord, host: str, devices: list[str]) -> None:

@@ -1,0 +1,95 @@
+"""The stage module: one run makes a job's run directory ready on real temp folders. It is run
+as Ansible runs it (its arguments in a JSON file), so its result is the one a play sees."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MODULE = Path(__file__).resolve().parents[2] / "library" / "cosmos_stage.py"
+SPEC = json.dumps({"prompt": "a robot arm", "seed": 5})
+
+
+def run_module(tmp_path: Path, args: dict) -> dict:
+    """Run the module file with its arguments in a JSON file; its result, or fail."""
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    done = subprocess.run(
+        [sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Path:
+    """The remote root of a host that has never run a job."""
+    return tmp_path / "remote"
+
+
+def stage_args(host: Path, spec: str = SPEC, names: list[str] | None = None) -> dict:
+    return {
+        "run_dir": str(host / "runs" / "run-1"),
+        "folders": [str(host / "hf-cache")],
+        "spec": spec,
+        "inputs_dir": str(host / "inputs"),
+        "input_names": names if names is not None else ["aaa.mp4", "bbb.mp4"],
+    }
+
+
+def test_first_stage_creates_the_folders_and_writes_the_spec(tmp_path, host):
+    result = run_module(tmp_path, stage_args(host))
+
+    run_dir = host / "runs" / "run-1"
+    for folder in (host / "hf-cache", host / "inputs", run_dir / "outputs", run_dir / "logs"):
+        assert folder.is_dir(), folder
+    spec = run_dir / "spec.json"
+    assert spec.read_text() == SPEC
+    assert spec.stat().st_mode & 0o777 == 0o644
+    assert result["changed"] is True
+    assert result["spec_path"] == str(spec)
+    assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_a_second_stage_with_the_same_spec_changes_nothing(tmp_path, host):
+    run_module(tmp_path, stage_args(host))
+    spec = host / "runs" / "run-1" / "spec.json"
+    before = spec.stat()
+
+    result = run_module(tmp_path, stage_args(host))
+
+    assert result["changed"] is False
+    after = spec.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_a_changed_spec_is_written_again(tmp_path, host):
+    run_module(tmp_path, stage_args(host))
+    changed_spec = json.dumps({"prompt": "a robot arm", "seed": 6})
+
+    result = run_module(tmp_path, stage_args(host, spec=changed_spec))
+
+    assert result["changed"] is True
+    assert (host / "runs" / "run-1" / "spec.json").read_text() == changed_spec
+
+
+def test_missing_inputs_are_the_names_the_store_lacks_in_the_jobs_order(tmp_path, host):
+    (host / "inputs").mkdir(parents=True)
+    (host / "inputs" / "bbb.mp4").write_bytes(b"already uploaded")
+    (host / "inputs" / "ccc.mp4").mkdir()  # not a file: still missing
+
+    result = run_module(tmp_path, stage_args(host, names=["ddd.mp4", "bbb.mp4", "ccc.mp4"]))
+
+    assert result["missing_inputs"] == ["ddd.mp4", "ccc.mp4"]
+
+
+def test_a_host_holding_every_input_needs_no_upload(tmp_path, host):
+    (host / "inputs").mkdir(parents=True)
+    for name in ("aaa.mp4", "bbb.mp4"):
+        (host / "inputs" / name).write_bytes(b"video")
+    assert run_module(tmp_path, stage_args(host))["missing_inputs"] == []
+    assert run_module(tmp_path, stage_args(host, names=[]))["missing_inputs"] == []
