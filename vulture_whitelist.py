@@ -31,3 +31,17 @@ thumbnails
 
 # The one-run path: bench/batch_makespan.py's naive loop and the lifecycle tests.
 execute
+
+# The checkpoint manifest API (cosmos_driver/checkpoints.py): read by the tests and the
+# `invoke checkpoints.manifest|verify` tasks of issue 3.
+manifest_path
+load_manifest
+manifest_entries_for_module
+entries_from_module
+
+# http.server calls a request handler's do_GET and log_message by name (the lab mirror).
+do_GET
+log_message
+
+# Invoke tasks are found by name (checkpoints.verify).
+verify

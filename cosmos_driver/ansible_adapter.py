@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -20,24 +21,35 @@ import ansible_runner
 
 from cosmos_driver.content import content_root
 from cosmos_driver.errors import ConfigurationError
+from cosmos_driver.secret_channel import SOCKET_ENV, SecretChannel
 
 log = logging.getLogger(__name__)
 
 # Environment variables that hold secrets: blanked in the environment ansible-playbook gets,
 # because ansible-runner writes that whole environment to artifacts/<ident>/command.
 SECRET_ENV_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_TOKEN")
+# Set to keep each run's ansible-runner private data dir under <state>/tmp (debugging, and
+# the secrets test, which searches them).
+KEEP_RUNNER_DIRS_ENV = "COSMOS_KEEP_RUNNER_DIRS"
 _POLL_SECONDS = 0.2
 MESSAGE_LIMIT = 600  # characters of a task's failure message kept in outcomes and records
 
 
 @dataclass(frozen=True)
 class PlaybookCall:
-    """One playbook run limited to one host pattern."""
+    """One playbook run limited to one host pattern.
+
+    `secrets` reach the play through the cosmos_secret lookup, never a file; `vars_files`
+    (ansible-vault files, for example) are passed as `-e @file`, so only their paths are
+    written anywhere."""
 
     playbook: str
     limit: str
     extravars: dict[str, Any] = field(default_factory=dict)
     timeout: int | None = None
+    tags: str | None = None
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    vars_files: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,7 @@ class TaskFailure:
     task: str
     message: str
     unreachable: bool
+    play: str = ""
 
 
 @dataclass
@@ -57,6 +70,8 @@ class PlaybookOutcome:
     rc: int
     data: dict[str, Any] = field(default_factory=dict)
     failures: list[TaskFailure] = field(default_factory=list)
+    # The play recap per host: ok, changed, failures, dark (unreachable), skipped counts.
+    recap: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -82,6 +97,7 @@ class _EventCollector:
     def __init__(self) -> None:
         self.failures: list[TaskFailure] = []
         self.data: dict[str, Any] = {}
+        self.recap: dict[str, dict[str, int]] = {}
 
     def __call__(self, event: dict[str, Any]) -> bool:
         kind = event.get("event")
@@ -92,7 +108,20 @@ class _EventCollector:
             self.failures.append(_failure_from(event_data, kind == "runner_on_unreachable"))
         elif kind == "playbook_on_stats":
             self.data = dict(event_data.get("artifact_data") or {})
+            self.recap = _recap(event_data)
         return True
+
+
+RECAP_COUNTS = ("ok", "changed", "failures", "dark", "skipped")
+
+
+def _recap(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Per host, the counts of the play recap."""
+    recap: dict[str, dict[str, int]] = {}
+    for count in RECAP_COUNTS:
+        for host, value in (stats.get(count) or {}).items():
+            recap.setdefault(host, dict.fromkeys(RECAP_COUNTS, 0))[count] = int(value)
+    return recap
 
 
 def _failure_from(event_data: dict[str, Any], unreachable: bool) -> TaskFailure:
@@ -101,6 +130,7 @@ def _failure_from(event_data: dict[str, Any], unreachable: bool) -> TaskFailure:
         task=event_data.get("task", "?"),
         message=_failure_message(event_data.get("res") or {}),
         unreachable=unreachable,
+        play=event_data.get("play", ""),
     )
 
 
@@ -144,12 +174,16 @@ class AnsibleAdapter:
         cancel = cancel or threading.Event()
         log.debug("playbook %s on %s starts", call.playbook, call.limit)
         try:
-            runner = self._run_async(call, private_dir, collector, cancel)
+            with SecretChannel(call.secrets) as channel:
+                runner = self._run_async(call, private_dir, collector, cancel, channel)
             if log_path is not None:
                 _append_stdout(runner, log_path)
         finally:
-            shutil.rmtree(private_dir, ignore_errors=True)
-        outcome = PlaybookOutcome(runner.status, runner.rc, collector.data, collector.failures)
+            if not os.environ.get(KEEP_RUNNER_DIRS_ENV):
+                shutil.rmtree(private_dir, ignore_errors=True)
+        outcome = PlaybookOutcome(
+            runner.status, runner.rc, collector.data, collector.failures, collector.recap
+        )
         log.debug("playbook %s on %s: %s", call.playbook, call.limit, outcome.status)
         return outcome
 
@@ -159,6 +193,7 @@ class AnsibleAdapter:
         private_dir: Path,
         collector: _EventCollector,
         cancel: threading.Event,
+        channel: SecretChannel,
     ) -> Any:
         thread, runner = ansible_runner.run_async(
             private_data_dir=str(private_dir),
@@ -167,7 +202,9 @@ class AnsibleAdapter:
             inventory=str(self.inventory),
             limit=call.limit,
             extravars=call.extravars,
-            envvars=self._envvars(),
+            envvars={**self._envvars(), SOCKET_ENV: str(channel.path)},
+            tags=call.tags,
+            cmdline=" ".join(f"-e @{shlex.quote(str(f))}" for f in call.vars_files) or None,
             timeout=call.timeout,
             quiet=True,
             event_handler=collector,
@@ -183,6 +220,7 @@ class AnsibleAdapter:
             "ANSIBLE_HOST_KEY_CHECKING": "True",
             "ANSIBLE_ROLES_PATH": str(self.root / "roles"),
             "ANSIBLE_LIBRARY": str(self.root / "library"),
+            "ANSIBLE_LOOKUP_PLUGINS": str(self.root / "lookup_plugins"),
             "ANSIBLE_NOCOLOR": "1",
         }
         env.update({name: "" for name in SECRET_ENV_NAMES if name in os.environ})

@@ -16,12 +16,16 @@ description:
   - Drives docker or podman on the managed host with argv lists (no shell).
   - C(run) is idempotent by name, so a job whose container already exists is re-attached,
     never started twice.
+  - C(engine_info) is read-only and never fails for an absent or stopped engine; it says so.
+  - C(run_once) runs a throwaway C(run --rm) container (a smoke test) and returns its exit
+    code and output; a container still running after I(timeout) seconds is removed.
 options:
   action:
     description: What to do.
     required: true
     type: str
-    choices: [run, wait, logs, stop, remove, find, image_info, import, build]
+    choices: [run, wait, logs, stop, remove, collect, find, image_info, import, build,
+      engine_info, run_once]
   engine:
     description: The container engine CLI.
     type: str
@@ -70,8 +74,8 @@ options:
     elements: str
     default: []
   timeout:
-    description: Seconds to wait for the container to exit (wait), or for the C(after)
-      containers to exit before starting (run).
+    description: Seconds to wait for the container to exit (wait, run_once), for the C(after)
+      containers to exit before starting (run), or for the engine to answer (engine_info).
     type: int
     default: 60
   after:
@@ -91,7 +95,18 @@ options:
     type: int
     default: 10
   dest:
-    description: File to save the container log into (logs); tarball to import (import).
+    description: File to save the container log into (logs, collect); tarball to import
+      (import).
+    type: path
+  bundle:
+    description:
+      - Tar file C(collect) writes with the files of list_dir and of the log's folder, as
+        C(outputs/NAME) and C(logs/NAME), so that one fetch brings the run home.
+    type: path
+  list_dir:
+    description:
+      - Folder whose files C(collect) lists once the container is gone (the job's outputs),
+        so that the end of a job costs one module run rather than four.
     type: path
   context:
     description: Build context folder (build).
@@ -100,6 +115,19 @@ options:
     description: Build arguments (build).
     type: dict
     default: {}
+  dockerfile:
+    description: Dockerfile to build, an absolute path (build); default C(context)/Dockerfile.
+    type: path
+  network:
+    description:
+      - Network of the build's RUN steps (build). C(none) builds offline; an empty string
+        leaves the engine's default, for builds that download packages.
+    type: str
+    default: none
+  build_timeout:
+    description: Seconds a build may take before it is stopped and reported failed (build).
+    type: int
+    default: 3600
 author: cosmos-driver
 """
 
@@ -111,15 +139,63 @@ started: {description: The container runs or ran (run), type: bool, returned: ru
 started_at: {description: When the container started, engine time (wait), type: str, returned: wait}
 finished_at: {description: When it exited, engine time (wait), type: str, returned: when finished}
 log_tail: {description: Last lines of the container log (wait), type: list, returned: wait}
-exit_code: {description: The container's exit code (wait), type: int, returned: when finished}
+exit_code: {description: The exit code (wait, run_once), type: int, returned: when finished}
 oom_killed: {description: Killed for memory (wait), type: bool, returned: when finished}
 containers: {description: Containers matching the labels (find), type: list, returned: find}
 image_labels: {description: Labels of the image (image_info), type: dict, returned: image_info}
+image_id: {description: Id of the image (image_info, build), type: str, returned: when it exists}
+files: {description: Paths of the files in list_dir (collect), type: list, returned: collect}
+bundle: {description: The tar written (collect with bundle), type: str, returned: when bundled}
+installed:
+  description: The engine CLI is on the host (engine_info).
+  type: bool
+  returned: engine_info
+running:
+  description: The engine answers this user (engine_info).
+  type: bool
+  returned: engine_info
+error:
+  description: Why the engine is not usable, empty when it is (engine_info).
+  type: str
+  returned: engine_info
+version:
+  description: The engine's server version (engine_info).
+  type: str
+  returned: when running
+runtimes:
+  description: OCI runtimes the engine offers (engine_info).
+  type: list
+  returned: when running
+default_runtime:
+  description: The engine's default runtime (engine_info).
+  type: str
+  returned: when running
+nvidia_runtime:
+  description: An C(nvidia) runtime is configured (engine_info).
+  type: bool
+  returned: engine_info
+rootless:
+  description: The engine runs rootless (engine_info).
+  type: bool
+  returned: when running
+stdout:
+  description: The throwaway container's stdout (run_once).
+  type: str
+  returned: run_once
+stderr:
+  description: Its stderr, with the engine's own errors (run_once).
+  type: str
+  returned: run_once
+timed_out:
+  description: It ran past I(timeout) and was removed; C(exit_code) is then null (run_once).
+  type: bool
+  returned: run_once
 """
 
 import json
 import os
 import subprocess
+import tarfile
 import tempfile
 import time
 
@@ -131,7 +207,9 @@ class Engine(object):
 
     def __init__(self, module):
         self.module = module
-        self.cli = module.get_bin_path(module.params["engine"], required=True)
+        # engine_info reports a missing CLI instead of failing on it.
+        required = module.params["action"] != "engine_info"
+        self.cli = module.get_bin_path(module.params["engine"], required=required)
         self.env = dict((k, str(v)) for k, v in module.params["engine_env"].items())
 
     def call(self, args, check=True, timeout=None):
@@ -297,6 +375,66 @@ def action_remove(module, engine):
     return dict(changed=True, exists=False)
 
 
+EXIT_FILE = "container-exit.json"
+
+
+def save_exit(engine, name, folder):
+    """Write the container's exit beside its log, so it outlives the container: a driver
+    that dies mid-collect learns the exit code from this file."""
+    state = engine.inspect_container(name)
+    if state is None:
+        return
+    exit_ = dict(
+        exit_code=int(state["State"]["ExitCode"]),
+        started_at=state["State"].get("StartedAt"),
+        finished_at=state["State"].get("FinishedAt"),
+        oom_killed=bool(state["State"].get("OOMKilled")),
+    )
+    fd, tmp = tempfile.mkstemp(prefix=".exit.", dir=folder)
+    with os.fdopen(fd, "w") as out:
+        json.dump(exit_, out)
+    os.rename(tmp, os.path.join(folder, EXIT_FILE))
+
+
+def action_collect(module, engine):
+    """The end of a container's life in one run: stop it if it still runs, save its log and
+    its exit, remove it, and list the files it left in list_dir."""
+    stopped = action_stop(module, engine)
+    saved = action_logs(module, engine) if stopped["exists"] else dict(changed=False)
+    if stopped["exists"]:
+        save_exit(engine, module.params["name"], os.path.dirname(module.params["dest"]))
+    removed = action_remove(module, engine)
+    files = top_level_files(module.params["list_dir"])
+    changed = stopped["changed"] or saved["changed"] or removed["changed"]
+    result = dict(
+        changed=changed, exists=stopped["exists"], stopped=stopped["changed"], files=files
+    )
+    if module.params["bundle"]:
+        log_folder = os.path.dirname(module.params["dest"])
+        write_bundle(module.params["bundle"], files + top_level_files(log_folder))
+        result["bundle"] = module.params["bundle"]
+    return result
+
+
+def top_level_files(folder):
+    """The regular files directly in folder (none when it does not exist)."""
+    if not folder or not os.path.isdir(folder):
+        return []
+    return sorted(e.path for e in os.scandir(folder) if e.is_file(follow_symlinks=False))
+
+
+def write_bundle(path, files):
+    """One uncompressed tar of the given files as <their folder name>/<name>, written
+    atomically: a single fetch brings a run home instead of one fetch per file."""
+    fd, tmp = tempfile.mkstemp(prefix=".bundle.", dir=os.path.dirname(path))
+    os.close(fd)
+    with tarfile.open(tmp, "w") as bundle:
+        for name in files:
+            arcname = "%s/%s" % (os.path.basename(os.path.dirname(name)), os.path.basename(name))
+            bundle.add(name, arcname=arcname, recursive=False)
+    os.rename(tmp, path)
+
+
 def action_find(module, engine):
     argv = ["ps", "-a", "--no-trunc", "--format", "{{json .}}"]
     for key, value in sorted(module.params["labels"].items()):
@@ -314,7 +452,7 @@ def action_image_info(module, engine):
     if image is None:
         return dict(changed=False, exists=False, image_labels={})
     labels = (image.get("Config") or {}).get("Labels") or {}
-    return dict(changed=False, exists=True, image_labels=labels)
+    return dict(changed=False, exists=True, image_labels=labels, image_id=image["Id"])
 
 
 def action_import(module, engine):
@@ -326,16 +464,105 @@ def action_import(module, engine):
     return dict(changed=True, exists=True)
 
 
-def action_build(module, engine):
-    params = module.params
-    argv = ["build", "--network", "none", "-t", params["image"]]
+def build_argv(params):
+    """The `build` argv: tag, network, Dockerfile, build args and labels, then the context."""
+    argv = ["build", "-t", params["image"]]
+    if params["network"]:
+        argv += ["--network", params["network"]]
+    if params["dockerfile"]:
+        argv += ["-f", params["dockerfile"]]
     for key, value in sorted(params["build_args"].items()):
         argv += ["--build-arg", "%s=%s" % (key, value)]
     for key, value in sorted(params["labels"].items()):
         argv += ["--label", "%s=%s" % (key, value)]
-    if not module.check_mode:
-        engine.call(argv + [params["context"]])
-    return dict(changed=True, exists=True)
+    return argv + [params["context"]]
+
+
+def action_build(module, engine):
+    params = module.params
+    if module.check_mode:
+        return dict(changed=True, exists=True)
+    if engine.call(build_argv(params), timeout=params["build_timeout"]) is None:
+        module.fail_json(
+            msg="%s build of %s took over %d s"
+            % (params["engine"], params["image"], params["build_timeout"])
+        )
+    image = engine.inspect_image(params["image"])
+    return dict(changed=True, exists=True, image_id=image["Id"])
+
+
+def docker_info(data):
+    """engine_info fields from `docker info --format '{{json .}}'`."""
+    runtimes = sorted((data.get("Runtimes") or {}).keys())
+    return dict(
+        version=data.get("ServerVersion") or "",
+        runtimes=runtimes,
+        default_runtime=data.get("DefaultRuntime") or "",
+        rootless=any("rootless" in opt for opt in data.get("SecurityOptions") or []),
+    )
+
+
+def podman_info(data):
+    """engine_info fields from `podman info --format json` (CDI, not a runtime, gives GPUs)."""
+    host = data.get("host") or {}
+    runtime = (host.get("ociRuntime") or {}).get("name") or ""
+    return dict(
+        version=(data.get("version") or {}).get("Version") or "",
+        runtimes=[runtime] if runtime else [],
+        default_runtime=runtime,
+        rootless=bool((host.get("security") or {}).get("rootless")),
+    )
+
+
+def action_engine_info(module, engine):
+    """Whether the engine is installed and answers this user, and its runtimes; read-only."""
+    result = dict(changed=False, installed=engine.cli is not None, running=False, error="")
+    result["nvidia_runtime"] = False
+    if engine.cli is None:
+        return dict(result, error="%s: command not found" % module.params["engine"])
+    fmt = "{{json .}}" if module.params["engine"] == "docker" else "json"
+    proc = engine.call(["info", "--format", fmt], check=False, timeout=module.params["timeout"])
+    if proc is None:
+        return dict(result, error="info did not answer in %d s" % module.params["timeout"])
+    try:
+        data = json.loads(proc.stdout or "{}")
+    except ValueError:
+        data = {}
+    errors = [proc.stderr.strip()] if proc.returncode != 0 else []
+    errors += [str(e) for e in data.get("ServerErrors") or []]
+    if errors:
+        return dict(result, error="; ".join(e for e in errors if e))
+    parse = docker_info if module.params["engine"] == "docker" else podman_info
+    info = parse(data)
+    return dict(result, running=True, nvidia_runtime="nvidia" in info["runtimes"], **info)
+
+
+def run_once_argv(params, name):
+    """The `run --rm` argv of a throwaway container: env names, per-host flags, command."""
+    argv = ["run", "--rm", "--name", name]
+    for key in sorted(set(params["env"]) | set(params["secret_env"])):
+        argv += ["-e", key]
+    argv += list(params["engine_args"])
+    return argv + [params["image"]] + list(params["command"])
+
+
+def action_run_once(module, engine):
+    """Run a throwaway container to its end (bounded); its exit code and output."""
+    params = module.params
+    name = params["name"] or "cosmos-once-%d-%d" % (os.getpid(), int(time.time() * 1000))
+    values = dict(params["env"], **params["secret_env"])
+    engine.env = dict(engine.env, **dict((k, str(v)) for k, v in values.items()))
+    proc = engine.call(run_once_argv(params, name), check=False, timeout=params["timeout"])
+    if proc is None:
+        engine.call(["rm", "-f", name], check=False)
+        return dict(changed=False, exit_code=None, stdout="", stderr="", timed_out=True)
+    return dict(
+        changed=False,
+        exit_code=proc.returncode,
+        stdout=proc.stdout,
+        stderr=proc.stderr,
+        timed_out=False,
+    )
 
 
 ACTIONS = dict(
@@ -344,11 +571,14 @@ ACTIONS = dict(
     logs=action_logs,
     stop=action_stop,
     remove=action_remove,
+    collect=action_collect,
     find=action_find,
     image_info=action_image_info,
     build=action_build,
 )
 ACTIONS["import"] = action_import
+ACTIONS["engine_info"] = action_engine_info
+ACTIONS["run_once"] = action_run_once
 
 REQUIRED = dict(
     run=["name", "image"],
@@ -356,10 +586,12 @@ REQUIRED = dict(
     logs=["name", "dest"],
     stop=["name"],
     remove=["name"],
+    collect=["name", "dest"],
     image_info=["image"],
     build=["image", "context"],
 )
 REQUIRED["import"] = ["image", "dest"]
+REQUIRED["run_once"] = ["image"]
 
 
 def main():
@@ -382,8 +614,13 @@ def main():
             tail=dict(type="int", default=0),
             grace=dict(type="int", default=10),
             dest=dict(type="path"),
+            list_dir=dict(type="path"),
+            bundle=dict(type="path"),
             context=dict(type="path"),
             build_args=dict(type="dict", default={}),
+            dockerfile=dict(type="path"),
+            network=dict(type="str", default="none"),
+            build_timeout=dict(type="int", default=3600),
         ),
         required_if=[("action", name, fields) for name, fields in REQUIRED.items()],
         supports_check_mode=True,

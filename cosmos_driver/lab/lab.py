@@ -15,7 +15,7 @@ import yaml
 
 from cosmos_driver.ansible_adapter import AnsibleAdapter, PlaybookCall
 from cosmos_driver.errors import LabError
-from cosmos_driver.lab import dockerd, packages, rootfs, sshd
+from cosmos_driver.lab import dockerd, gpu, mirror, packages, rootfs, source_repo, sshd
 from cosmos_driver.lab.paths import LabPaths
 from cosmos_driver.lab.processes import read_pid
 
@@ -65,6 +65,9 @@ def up(paths: LabPaths, hosts: int | None = 1, gpus: int | None = 1) -> Path:
     paths.known_hosts.write_text("".join(sshd.known_hosts_line(h) for h in started))
     LabConfig(hosts, gpus, tuple(h.port for h in started)).save(paths)
     dockerd.start_dockerd(paths)
+    gpu.install(paths, gpus)
+    source_repo.publish(paths, SIMULATOR_DIR)
+    mirror.start_mirror(paths)
     _write_inventory(paths, started, gpus)
     _build_simulator_image(paths)
     return paths.inventory
@@ -74,11 +77,12 @@ def down(paths: LabPaths) -> None:
     """Stop every lab process and lift every lab mount; keys and caches stay."""
     for folder in sorted(paths.root.glob("host-*")):
         sshd.stop_sshd(paths, int(folder.name.removeprefix("host-")))
+    mirror.stop_mirror(paths)
     dockerd.stop_dockerd(paths)
 
 
 def status(paths: LabPaths) -> dict[str, Any]:
-    """What runs: each host's sshd, the engine, the simulator image, the inventory."""
+    """What runs: each host's sshd, the engine, the checkpoint mirror, the inventory."""
     config = LabConfig.load(paths) or LabConfig(hosts=0, ports=())
     hosts = [
         {
@@ -90,6 +94,8 @@ def status(paths: LabPaths) -> dict[str, Any]:
         for i, port in enumerate(config.ports, start=1)
     ]
     engine_up = dockerd.engine_ready(paths.docker_socket)
+    mirror_pid = mirror.mirror_pid(paths)
+    daemons_up = engine_up and bool(mirror_pid)
     return {
         "lab_dir": str(paths.root),
         "hosts": hosts,
@@ -98,7 +104,9 @@ def status(paths: LabPaths) -> dict[str, Any]:
         "docker_socket": str(paths.docker_socket) if engine_up else None,
         "inventory": str(paths.inventory) if paths.inventory.exists() else None,
         "mounts": dockerd.lab_mounts(paths),
-        "running": bool(hosts) and all(h["sshd_pid"] for h in hosts) and engine_up,
+        "mirror_pid": mirror_pid,
+        "mirror_url": mirror.mirror_url(paths) if mirror_pid else None,
+        "running": bool(hosts) and all(h["sshd_pid"] for h in hosts) and daemons_up,
     }
 
 
@@ -140,6 +148,14 @@ def _host_vars(paths: LabPaths, host: sshd.SshHost, gpus: int) -> dict[str, Any]
         "cosmos_remote_root": str(paths.remote_root(host.index)),
         "cosmos_image": SIMULATOR_IMAGE,
         "cosmos_workspace_dir": "",
+        # The lab disk is small: the roles' free-space thresholds shrink to match.
+        "cosmos_preflight_min_free_gb": 1,
+        "cosmos_health_min_free_gb": 1,
+        **gpu.host_vars(paths),
+        **source_repo.host_vars(paths),
+        **mirror.host_vars(paths),
+        # Images the image role builds keep lab.up's label, so lab.up does not rebuild them.
+        "cosmos_image_labels": {"cosmos.simulator.sources": simulator_sources_hash()},
     }
 
 

@@ -18,6 +18,7 @@ REQUIRED_BINARIES = {
     "/usr/sbin/dockerd": "docker.io",
     "/usr/sbin/debootstrap": "debootstrap",
     "/usr/bin/ffmpeg": "ffmpeg",
+    "/usr/bin/git": "git",
 }
 
 

@@ -48,8 +48,37 @@ class LabPaths:
         return self.root / "inventory.yml"
 
     @property
+    def bin(self) -> Path:
+        """Commands the lab hosts get on top of this machine's (the nvidia-smi stand-in)."""
+        return self.root / "bin"
+
+    @property
     def config(self) -> Path:
         return self.root / "lab.json"
+
+    @property
+    def mirror(self) -> Path:
+        """The checkpoint mirror's folder: its tree, manifest, faults, pid, port and log."""
+        return self.root / "mirror"
+
+    @property
+    def mirror_files(self) -> Path:
+        """The tree the mirror serves (manifest paths are relative to it)."""
+        return self.mirror / "files"
+
+    @property
+    def mirror_manifest(self) -> Path:
+        return self.mirror / "manifest.yaml"
+
+    @property
+    def mirror_faults(self) -> Path:
+        """Tests write {"<path>": "wrong-content" | "missing" | "truncate"} here."""
+        return self.mirror / "faults.json"
+
+    @property
+    def source_repo(self) -> Path:
+        """The bare git repository the image role clones (the simulator's build context)."""
+        return self.root / "source.git"
 
     def host_dir(self, index: int) -> Path:
         return self.root / f"host-{index}"

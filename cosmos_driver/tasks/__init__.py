@@ -2,12 +2,14 @@
 
 from invoke import Collection
 
-from cosmos_driver.tasks import jobs, lab, runs, video
+from cosmos_driver.tasks import checkpoints, jobs, lab, provision, runs, video
 
 namespace = Collection()
 for body in (
     jobs.infer,
     jobs.demo,
+    provision.setup,
+    provision.health,
     runs.status,
     runs.runs,
     runs.show,
@@ -18,3 +20,4 @@ for body in (
 ):
     namespace.add_task(body)
 namespace.add_collection(Collection.from_module(lab), name="lab")
+namespace.add_collection(Collection.from_module(checkpoints), name="checkpoints")

@@ -15,6 +15,7 @@ from cosmos_driver.content import content_root
 from cosmos_driver.errors import ExecutionError, Interrupted
 from cosmos_driver.lab import lab as lab_control
 from cosmos_driver.lab.paths import LabPaths
+from cosmos_driver.provisioning import HostFacts
 from cosmos_driver.records import RunRecord
 from cosmos_driver.store import RunStore
 from cosmos_driver.tasks.common import (
@@ -36,9 +37,7 @@ def _infer(batch_file: str, inventory: Path, store: RunStore, as_json: bool) -> 
     batch = load_batch(Path(batch_file))
     adapter = AnsibleAdapter(inventory, store.root / "tmp")
     hosts = inventory_hosts(inventory)
-    gpu_counts = {
-        name: int(hostvars.get("cosmos_gpu_count", 1)) for name, hostvars in hosts.items()
-    }
+    gpu_counts = _gpu_counts(hosts, HostFacts(store.root))
     log.info("batch %s: %d job(s) on %s", batch.batch_id, len(batch.jobs), ", ".join(hosts))
     view = BatchView(batch.batch_id)
     runner = BatchRunner(
@@ -52,6 +51,26 @@ def _infer(batch_file: str, inventory: Path, store: RunStore, as_json: bool) -> 
             return runner.run(batch)
     except KeyboardInterrupt:
         raise Interrupted(batch.batch_id) from None
+
+
+def _gpu_counts(hosts: dict[str, dict], facts: HostFacts) -> dict[str, int]:
+    """The inventory's cosmos_gpu_count per host, lowered to what the host's last health
+    check saw: jobs never wait for GPUs a host does not have."""
+    counts = {}
+    for name, hostvars in hosts.items():
+        configured = int(hostvars.get("cosmos_gpu_count", 1))
+        seen = facts.gpu_count(name)
+        if seen is not None and seen < configured:
+            log.warning(
+                "host %s: inventory says %d GPUs, its last health check saw %d; using %d",
+                name,
+                configured,
+                seen,
+                seen,
+            )
+            configured = seen
+        counts[name] = configured
+    return counts
 
 
 def _summary(result: BatchResult, store: RunStore, as_json: bool) -> None:

@@ -29,6 +29,8 @@ def test_up_again_keeps_what_runs(lab):
     after = lab_control.status(lab.paths)
     assert [h["sshd_pid"] for h in after["hosts"]] == [h["sshd_pid"] for h in before["hosts"]]
     assert after["dockerd_pid"] == before["dockerd_pid"]
+    assert after["mirror_pid"] == before["mirror_pid"]
+    assert after["mirror_url"] == before["mirror_url"]
 
 
 def test_inventory_checks_host_keys(lab):
@@ -45,7 +47,8 @@ def test_down_leaves_no_process_mount_or_socket(tmp_path):
     try:
         lab_control.up(paths)
         running = lab_control.status(paths)
-        pids = [h["sshd_pid"] for h in running["hosts"]] + [running["dockerd_pid"]]
+        pids = [h["sshd_pid"] for h in running["hosts"]]
+        pids += [running["dockerd_pid"], running["mirror_pid"]]
         assert running["running"] and all(pids)
         result = cosmos("lab.down", "--lab-dir", str(paths.root))
         assert result.code == 0, result.stderr

@@ -1,0 +1,113 @@
+"""checkpoints.manifest and checkpoints.verify: record a profile's manifest from a tree you
+trust, and check hosts against it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from invoke import task
+from rich.table import Table
+
+from cosmos_driver.ansible_adapter import AnsibleAdapter
+from cosmos_driver.checkpoints import (
+    entries_from_module,
+    load_manifest,
+    manifest_path,
+    write_manifest,
+)
+from cosmos_driver.errors import ExecutionError
+from cosmos_driver.provisioning import hash_checkpoint_tree, verify_checkpoints
+from cosmos_driver.tasks.common import (
+    INVENTORY_HELP,
+    JSON_HELP,
+    STATE_DIR_HELP,
+    cli_errors,
+    console,
+    print_json,
+    resolve_inventory,
+    state_store,
+)
+
+PROBLEM_KINDS = ("missing", "wrong_size", "wrong_hash", "unexpected", "unreadable")
+
+
+@task(
+    help={
+        "host": "the host whose checkpoint tree you trust (a name from the inventory)",
+        "profile": "model profile the manifest is for (default: transfer1)",
+        "output": "where to write it (default: manifests/<profile>.yaml)",
+        "inventory": INVENTORY_HELP,
+        "state_dir": STATE_DIR_HELP,
+    }
+)
+@cli_errors
+def manifest(c, host, profile="transfer1", output=None, inventory=None, state_dir=None):
+    """Record a manifest (path, size, sha256 of every file) from one host's checkpoint tree.
+
+    Upstream publishes no hashes: download once, check the models work, then record the tree
+    here so every other host is verified against it."""
+    store = state_store(state_dir)
+    adapter = AnsibleAdapter(resolve_inventory(inventory), store.root / "tmp")
+    entries = entries_from_module(hash_checkpoint_tree(adapter, host))
+    if not entries:
+        raise ExecutionError(f"{host}: its checkpoint folder holds no files; nothing to record")
+    path = Path(output) if output else manifest_path(profile)
+    write_manifest(path, profile, entries)
+    load_manifest(path)  # what we wrote must read back
+    size = sum(e.size for e in entries)
+    console.print(f"wrote {path}: {len(entries)} files, {size / 1e9:.2f} GB, from {host}")
+
+
+@task(
+    help={
+        "full": "hash every file, ignoring the stamps of earlier verifications",
+        "limit": "hosts or groups to check (an Ansible pattern; default: all)",
+        "inventory": INVENTORY_HELP,
+        "state_dir": STATE_DIR_HELP,
+        "json": JSON_HELP,
+    }
+)
+@cli_errors
+def verify(c, full=False, limit="all", inventory=None, state_dir=None, json=False):
+    """Check each host's checkpoints against the manifest, naming every file that is wrong.
+
+    Missing, wrong-size, wrong-hash and unexpected files are each named. Files unchanged
+    since their last verification are not re-read unless --full."""
+    store = state_store(state_dir)
+    adapter = AnsibleAdapter(resolve_inventory(inventory), store.root / "tmp")
+    reports = verify_checkpoints(adapter, limit, full)
+    if json:
+        print_json({"hosts": reports})
+    else:
+        console.print(_verify_table(reports))
+    if not reports or not all(r.get("ok") for r in reports.values()):
+        raise ExecutionError("checkpoints do not match the manifest on a host; see above")
+
+
+def _verify_table(reports: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="checkpoints")
+    for heading in ("host", "verdict", "files", "hashed now", "problems"):
+        table.add_column(heading, overflow="fold")
+    for host in sorted(reports):
+        report = reports[host]
+        verdict = "[green]ok[/]" if report.get("ok") else "[red]wrong[/]"
+        table.add_row(
+            host,
+            verdict,
+            str(report.get("files", "-")),
+            str(report.get("hashed", "-")),
+            "; ".join(_problems(report)) or "-",
+        )
+    return table
+
+
+def _problems(report: dict[str, Any]) -> list[str]:
+    if report.get("error"):
+        return [str(report["error"])]
+    lines = []
+    for kind in PROBLEM_KINDS:
+        for item in report.get(kind) or []:
+            path = item.get("path") if isinstance(item, dict) else item
+            lines.append(f"{kind.replace('_', ' ')}: {path}")
+    return lines

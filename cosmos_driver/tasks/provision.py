@@ -1,0 +1,116 @@
+"""setup and health: make GPU hosts ready, and say host by host whether they are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from invoke import task
+from rich.table import Table
+
+from cosmos_driver.ansible_adapter import AnsibleAdapter
+from cosmos_driver.errors import ExecutionError
+from cosmos_driver.provisioning import STAGES, HostFacts, HostSetup, Secrets, run_health, run_setup
+from cosmos_driver.tasks.common import (
+    INVENTORY_HELP,
+    JSON_HELP,
+    STATE_DIR_HELP,
+    cli_errors,
+    console,
+    print_json,
+    resolve_inventory,
+    state_store,
+)
+
+LIMIT_HELP = "hosts or groups of the inventory to work on (an Ansible pattern; default: all)"
+VAULT_HELP = (
+    "ansible-vault file holding cosmos_hf_token (repeatable); its password comes from "
+    "$ANSIBLE_VAULT_PASSWORD_FILE"
+)
+MARK = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "unreachable": "[red]unreachable[/]"}
+
+
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "limit": LIMIT_HELP,
+        "tags": f"stages to run, comma-separated, in this order: {','.join(STAGES)} (default: all)",
+        "vault": VAULT_HELP,
+        "state_dir": STATE_DIR_HELP,
+        "json": JSON_HELP,
+    },
+    iterable=["vault"],
+)
+@cli_errors
+def setup(c, inventory=None, limit="all", tags=None, vault=None, state_dir=None, json=False):
+    """Make hosts ready: preflight, image, checkpoints, health, in that order.
+
+    A host stops at its first failing stage; the others go on. The Hugging Face token comes
+    from $HF_TOKEN (handed to the play without touching a file) or a vault file."""
+    store = state_store(state_dir)
+    adapter = AnsibleAdapter(resolve_inventory(inventory), store.root / "tmp")
+    reports = run_setup(adapter, limit, tags, Secrets.gather(vault))
+    HostFacts(store.root).save({r.host: r.health for r in reports if r.health})
+    if json:
+        print_json({"hosts": [r.to_json() for r in reports]})
+    else:
+        console.print(_setup_table(reports))
+    _fail_unless(all(r.ok for r in reports) and reports, "setup failed on a host; see above")
+
+
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "limit": LIMIT_HELP,
+        "state_dir": STATE_DIR_HELP,
+        "json": JSON_HELP,
+    }
+)
+@cli_errors
+def health(c, inventory=None, limit="all", state_dir=None, json=False):
+    """Say whether each host is ready: GPUs, driver, a GPU container, image, checkpoints, disk.
+
+    Read-only. Exits 1 when a host is not ready (for CI), after printing every host."""
+    store = state_store(state_dir)
+    adapter = AnsibleAdapter(resolve_inventory(inventory), store.root / "tmp")
+    reports = run_health(adapter, limit)
+    HostFacts(store.root).save(reports)
+    if json:
+        print_json({"hosts": [reports[h] for h in sorted(reports)]})
+    else:
+        for host in sorted(reports):
+            console.print(_health_table(reports[host]))
+    ready = bool(reports) and all(r.get("ready") for r in reports.values())
+    _fail_unless(ready, "a host is not ready; see its problems above")
+
+
+def _fail_unless(ok: Any, message: str) -> None:
+    if not ok:
+        raise ExecutionError(message)
+
+
+def _setup_table(reports: list[HostSetup]) -> Table:
+    table = Table(title="setup")
+    for heading in ("host", *STAGES, "changed", "what went wrong"):
+        table.add_column(heading, overflow="fold")
+    for report in reports:
+        marks = [MARK.get(report.stages.get(s, ""), report.stages.get(s, "-")) for s in STAGES]
+        table.add_row(report.host, *marks, str(report.changed), report.message)
+    return table
+
+
+def _health_table(report: dict[str, Any]) -> Table:
+    ready = "[green]ready[/]" if report.get("ready") else "[red]not ready[/]"
+    table = Table(title=f"{report.get('host', '?')}: {ready}", show_header=False)
+    table.add_column("check")
+    table.add_column("value", overflow="fold")
+    gpus = report.get("gpus") or []
+    names = ", ".join(sorted({str(g.get("name")) for g in gpus})) or "none"
+    table.add_row("GPUs", f"{report.get('gpu_count', 0)} ({names})")
+    table.add_row("driver", str(report.get("driver_version") or "-"))
+    table.add_row("GPU container", str(report.get("smoke_test") or "-"))
+    table.add_row("image", "present" if report.get("image_present") else "missing")
+    table.add_row("checkpoints", str(report.get("checkpoints_verified") or "-"))
+    table.add_row("disk free", f"{report.get('disk_free_gb', '-')} GB")
+    for problem in report.get("problems") or []:
+        table.add_row("[red]problem[/]", str(problem))
+    return table
