@@ -80,19 +80,27 @@ def selected_stages(tags: str | None) -> tuple[str, ...]:
 
 
 def run_setup(
-    adapter: AnsibleAdapter, limit: str, tags: str | None, secrets: Secrets
+    adapter: AnsibleAdapter,
+    limit: str,
+    tags: str | None,
+    secrets: Secrets,
+    bootstrap_checkpoints: bool = False,
 ) -> list[HostSetup]:
-    """Run playbooks/setup.yml and report per host."""
+    """Run playbooks/setup.yml and report per host. bootstrap_checkpoints lets a profile whose
+    manifest lists no files yet download its repos whole, unverified (a first tree to record)."""
     stages = selected_stages(tags)
     call = PlaybookCall(
         "setup.yml",
         limit,
+        {"cosmos_checkpoints_bootstrap": True} if bootstrap_checkpoints else {},
         timeout=SETUP_TIMEOUT_SECONDS,
         tags=",".join(stages) if tags else None,
         secrets=secrets.for_call(),
         vars_files=secrets.vault_files,
     )
     log.info("setup of %s: %s", limit, ", ".join(stages))
+    if bootstrap_checkpoints:
+        log.info("checkpoints: whole repos where the manifest lists no files (unverified)")
     outcome = adapter.run(call, log_path=adapter.scratch_dir / "setup.log")
     return host_setups(outcome, stages)
 

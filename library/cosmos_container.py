@@ -103,6 +103,12 @@ options:
       - Tar file C(collect) writes with the files of list_dir and of the log's folder, as
         C(outputs/NAME) and C(logs/NAME), so that one fetch brings the run home.
     type: path
+  collect_when_done:
+    description:
+      - With C(wait), collect the container (as C(collect) does) in the same run once it has
+        exited or is gone.
+    type: bool
+    default: false
   list_dir:
     description:
       - Folder whose files C(collect) lists once the container is gone (the job's outputs),
@@ -146,6 +152,7 @@ image_labels: {description: Labels of the image (image_info), type: dict, return
 image_id: {description: Id of the image (image_info, build), type: str, returned: when it exists}
 files: {description: Paths of the files in list_dir (collect), type: list, returned: collect}
 bundle: {description: The tar written (collect with bundle), type: str, returned: when bundled}
+collected: {description: The wait collected the container too, type: bool, returned: when collected}
 installed:
   description: The engine CLI is on the host (engine_info).
   type: bool
@@ -299,6 +306,27 @@ def action_run(module, engine):
 
 
 def action_wait(module, engine):
+    """Wait (bounded) for the container to exit; with collect_when_done, collect it in the
+    same module run once it has exited or is gone (one module run fewer per job)."""
+    result = wait_result(module, engine)
+    if not module.params["collect_when_done"]:
+        return result
+    if result["exists"] and not result["finished"]:
+        return result
+    if not module.params["dest"]:
+        module.fail_json(msg="collect_when_done needs dest (where the log is saved)")
+    collected = action_collect(module, engine)
+    return dict(
+        result,
+        changed=collected["changed"],
+        collected=True,
+        files=collected["files"],
+        bundle=collected.get("bundle"),
+    )
+
+
+def wait_result(module, engine):
+    """The container's state after waiting up to `timeout` seconds for it to exit."""
     name = module.params["name"]
     if engine.inspect_container(name) is None:
         return dict(changed=False, exists=False, finished=False)
@@ -615,6 +643,7 @@ def main():
             grace=dict(type="int", default=10),
             dest=dict(type="path"),
             list_dir=dict(type="path"),
+            collect_when_done=dict(type="bool", default=False),
             bundle=dict(type="path"),
             context=dict(type="path"),
             build_args=dict(type="dict", default={}),

@@ -29,6 +29,9 @@ from cosmos_driver.tasks.common import (
     state_store,
 )
 
+# Written into recorded manifests: the Hugging Face CLI keeps metadata in .cache/ of each
+# --local-dir, which is neither a checkpoint nor unexpected.
+RECORDED_IGNORE = (".cache/**", "**/.cache/**")
 PROBLEM_KINDS = ("missing", "wrong_size", "wrong_hash", "unexpected", "unreadable")
 
 
@@ -53,7 +56,7 @@ def manifest(c, host, profile="transfer1", output=None, inventory=None, state_di
     if not entries:
         raise ExecutionError(f"{host}: its checkpoint folder holds no files; nothing to record")
     path = Path(output) if output else manifest_path(profile)
-    write_manifest(path, profile, entries)
+    write_manifest(path, profile, entries, ignore=RECORDED_IGNORE)
     load_manifest(path)  # what we wrote must read back
     size = sum(e.size for e in entries)
     console.print(f"wrote {path}: {len(entries)} files, {size / 1e9:.2f} GB, from {host}")

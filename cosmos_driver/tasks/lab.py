@@ -44,7 +44,8 @@ def down(c, lab_dir=None):
 @task(help={"lab_dir": LAB_DIR_HELP, "json": JSON_HELP})
 @cli_errors
 def status(c, lab_dir=None, json=False):
-    """Say what of the lab runs: each host's sshd, the engine, the inventory."""
+    """Say what of the lab runs: each host's sshd, the engine, the checkpoint mirror, the
+    inventory."""
     report = lab_control.status(LabPaths.from_env(lab_dir))
     if json:
         print_json(report)
@@ -57,6 +58,9 @@ def status(c, lab_dir=None, json=False):
     console.print(table)
     console.print(
         f"dockerd: {report['dockerd_pid'] or 'stopped'}  socket: {report['docker_socket']}"
+    )
+    console.print(
+        f"mirror: {report['mirror_pid'] or 'stopped'}  url: {report['mirror_url'] or '-'}"
     )
     console.print(f"inventory: {report['inventory']}")
     console.print("lab is " + ("up" if report["running"] else "down"))

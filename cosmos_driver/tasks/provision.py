@@ -26,6 +26,12 @@ VAULT_HELP = (
     "ansible-vault file holding cosmos_hf_token (repeatable); its password comes from "
     "$ANSIBLE_VAULT_PASSWORD_FILE"
 )
+BOOTSTRAP_HELP = (
+    "first download: where the profile's manifest lists no files yet, download its Hugging Face "
+    "repos whole, unverified; then record a manifest with `invoke checkpoints.manifest --host H` "
+    "and commit it (no effect once the manifest lists files)"
+)
+CHECKPOINTS_MARK = {True: "[green]verified[/]", False: "[red]not verified[/]"}
 MARK = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "unreachable": "[red]unreachable[/]"}
 
 
@@ -35,20 +41,30 @@ MARK = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "unreachable": "[red]u
         "limit": LIMIT_HELP,
         "tags": f"stages to run, comma-separated, in this order: {','.join(STAGES)} (default: all)",
         "vault": VAULT_HELP,
+        "bootstrap_checkpoints": BOOTSTRAP_HELP,
         "state_dir": STATE_DIR_HELP,
         "json": JSON_HELP,
     },
     iterable=["vault"],
 )
 @cli_errors
-def setup(c, inventory=None, limit="all", tags=None, vault=None, state_dir=None, json=False):
+def setup(
+    c,
+    inventory=None,
+    limit="all",
+    tags=None,
+    vault=None,
+    bootstrap_checkpoints=False,
+    state_dir=None,
+    json=False,
+):
     """Make hosts ready: preflight, image, checkpoints, health, in that order.
 
     A host stops at its first failing stage; the others go on. The Hugging Face token comes
     from $HF_TOKEN (handed to the play without touching a file) or a vault file."""
     store = state_store(state_dir)
     adapter = AnsibleAdapter(resolve_inventory(inventory), store.root / "tmp")
-    reports = run_setup(adapter, limit, tags, Secrets.gather(vault))
+    reports = run_setup(adapter, limit, tags, Secrets.gather(vault), bootstrap_checkpoints)
     HostFacts(store.root).save({r.host: r.health for r in reports if r.health})
     if json:
         print_json({"hosts": [r.to_json() for r in reports]})
@@ -107,10 +123,19 @@ def _health_table(report: dict[str, Any]) -> Table:
     names = ", ".join(sorted({str(g.get("name")) for g in gpus})) or "none"
     table.add_row("GPUs", f"{report.get('gpu_count', 0)} ({names})")
     table.add_row("driver", str(report.get("driver_version") or "-"))
-    table.add_row("GPU container", str(report.get("smoke_test") or "-"))
+    table.add_row("GPU container", _smoke_text(report.get("smoke_test")))
     table.add_row("image", "present" if report.get("image_present") else "missing")
-    table.add_row("checkpoints", str(report.get("checkpoints_verified") or "-"))
+    table.add_row("checkpoints", CHECKPOINTS_MARK.get(report.get("checkpoints_verified"), "-"))
     table.add_row("disk free", f"{report.get('disk_free_gb', '-')} GB")
     for problem in report.get("problems") or []:
         table.add_row("[red]problem[/]", str(problem))
     return table
+
+
+def _smoke_text(smoke: Any) -> str:
+    """The GPU container smoke test as one phrase: ok, skipped or its failure message."""
+    if not isinstance(smoke, dict):
+        return str(smoke or "-")
+    if smoke.get("skipped"):
+        return f"skipped: {smoke.get('message', '')}"
+    return "ok" if smoke.get("ok") else f"[red]failed[/]: {smoke.get('message', '')}"

@@ -330,3 +330,63 @@ def test_engine_info_of_a_running_engine_with_the_nvidia_runtime():
     assert engine.calls == [["info", "--format", "{{json .}}"]]
     assert result["running"] is True and result["nvidia_runtime"] is True
     assert result["version"] == "27.3.1" and result["error"] == ""
+
+
+def wait(engine: ContainerEngine, run_dir: Path, **extra) -> dict:
+    params = {
+        "engine": "docker",
+        "name": NAME,
+        "grace": 7,
+        "timeout": 5,
+        "tail": 0,
+        "collect_when_done": True,
+        "dest": str(run_dir / "logs" / "container.log"),
+        "list_dir": str(run_dir / "outputs"),
+        "bundle": str(run_dir / "collected.tar"),
+        **extra,
+    }
+    module = SimpleNamespace(params=params, check_mode=False, fail_json=fail_json)
+    return cosmos_container.action_wait(module, engine)
+
+
+def test_wait_collects_an_exited_container_in_the_same_run(run_dir, engine_cli):
+    engine = ContainerEngine(engine_cli, "exited")
+
+    result = wait(engine, run_dir)
+
+    assert (result["finished"], result["exit_code"], result["collected"]) == (True, 3, True)
+    assert engine.calls == [["wait", NAME], ["rm", "-f", NAME]]
+    assert saved_exit(run_dir)["exit_code"] == 3
+    assert result["bundle"] == str(run_dir / "collected.tar")
+    assert [Path(f).name for f in result["files"]] == ["output.mp4", "output.txt"]
+
+
+def test_wait_leaves_a_running_container_alone_when_it_does_not_exit(run_dir, engine_cli):
+    engine = ContainerEngine(engine_cli, "running")
+
+    result = wait(engine, run_dir)
+
+    assert result["finished"] is False
+    assert "collected" not in result
+    assert engine.state is not None  # not stopped, not removed
+    assert not (run_dir / "collected.tar").exists()
+
+
+def test_wait_without_collect_when_done_only_waits(run_dir, engine_cli):
+    engine = ContainerEngine(engine_cli, "exited")
+
+    result = wait(engine, run_dir, collect_when_done=False)
+
+    assert result["finished"] is True
+    assert "collected" not in result
+    assert engine.state is not None
+
+
+def test_wait_collects_a_container_that_is_gone(run_dir, engine_cli):
+    engine = ContainerEngine(engine_cli, None)
+
+    result = wait(engine, run_dir)
+
+    assert (result["exists"], result["collected"]) == (False, True)
+    assert engine.calls == []
+    assert (run_dir / "collected.tar").exists()

@@ -1,0 +1,42 @@
+"""`lab.status` as a table: every part of the lab is shown, the checkpoint mirror included.
+The lab itself is faked at its control module's boundary (lab_control.status)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cosmos_driver.cli import program
+from cosmos_driver.tasks import lab as lab_tasks
+
+
+def lab_report(mirror_pid: int | None, mirror_url: str | None) -> dict[str, Any]:
+    return {
+        "lab_dir": "/var/tmp/lab-under-test",
+        "hosts": [{"name": "lab-1", "port": 2201, "sshd_pid": 11, "remote_root": "/r/1"}],
+        "gpus_per_host": 2,
+        "dockerd_pid": 22,
+        "docker_socket": "/s/docker.sock",
+        "inventory": "/i/inventory.yml",
+        "mounts": [],
+        "mirror_pid": mirror_pid,
+        "mirror_url": mirror_url,
+        "running": mirror_pid is not None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("pid", "url", "line"),
+    [
+        (4242, "http://127.0.0.1:8911/", "mirror: 4242  url: http://127.0.0.1:8911/"),
+        (None, None, "mirror: stopped  url: -"),
+    ],
+)
+def test_status_table_shows_the_mirror(monkeypatch, capsys, pid, url, line):
+    monkeypatch.setattr(lab_tasks.lab_control, "status", lambda paths: lab_report(pid, url))
+    monkeypatch.setenv("COLUMNS", "200")
+    program.run(["cosmos", "lab.status"], exit=False)
+    out = capsys.readouterr().out
+    assert line in out
+    assert "dockerd: 22" in out
