@@ -13,6 +13,7 @@ import shutil
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,10 +95,11 @@ class PlaybookOutcome:
 class _EventCollector:
     """Keeps the few runner events we need; called in runner's read loop, so it stays fast."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_task: Callable[[str], None] | None = None) -> None:
         self.failures: list[TaskFailure] = []
         self.data: dict[str, Any] = {}
         self.recap: dict[str, dict[str, int]] = {}
+        self.on_task = on_task
 
     def __call__(self, event: dict[str, Any]) -> bool:
         kind = event.get("event")
@@ -106,6 +108,8 @@ class _EventCollector:
             "ignore_errors"
         ):
             self.failures.append(_failure_from(event_data, kind == "runner_on_unreachable"))
+        elif kind == "playbook_on_task_start" and self.on_task:
+            self.on_task(f"{event_data.get('play', '')}: {event_data.get('task', '')}")
         elif kind == "playbook_on_stats":
             self.data = dict(event_data.get("artifact_data") or {})
             self.recap = _recap(event_data)
@@ -166,11 +170,12 @@ class AnsibleAdapter:
         call: PlaybookCall,
         log_path: Path | None = None,
         cancel: threading.Event | None = None,
+        on_task: Callable[[str], None] | None = None,
     ) -> PlaybookOutcome:
         """Run one playbook; append its output to `log_path`; cancel when `cancel` is set."""
         self.scratch_dir.mkdir(parents=True, exist_ok=True)
         private_dir = Path(tempfile.mkdtemp(prefix="runner-", dir=self.scratch_dir))
-        collector = _EventCollector()
+        collector = _EventCollector(on_task)
         cancel = cancel or threading.Event()
         log.debug("playbook %s on %s starts", call.playbook, call.limit)
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,7 @@ def run_setup(
     tags: str | None,
     secrets: Secrets,
     bootstrap_checkpoints: bool = False,
+    on_task: Callable[[str], None] | None = None,
 ) -> list[HostSetup]:
     """Run playbooks/setup.yml and report per host. bootstrap_checkpoints lets a profile whose
     manifest lists no files yet download its repos whole, unverified (a first tree to record)."""
@@ -101,8 +103,14 @@ def run_setup(
     log.info("setup of %s: %s", limit, ", ".join(stages))
     if bootstrap_checkpoints:
         log.info("checkpoints: whole repos where the manifest lists no files (unverified)")
-    outcome = adapter.run(call, log_path=adapter.scratch_dir / "setup.log")
+    log.info("the whole Ansible output goes to %s", setup_log(adapter))
+    outcome = adapter.run(call, log_path=setup_log(adapter), on_task=on_task)
     return host_setups(outcome, stages)
+
+
+def setup_log(adapter: AnsibleAdapter) -> Path:
+    """Where setup appends the Ansible output of every run (the scratch folder of the state)."""
+    return adapter.scratch_dir / "setup.log"
 
 
 def host_setups(outcome: PlaybookOutcome, stages: tuple[str, ...]) -> list[HostSetup]:

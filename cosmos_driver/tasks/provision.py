@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from invoke import task
@@ -20,6 +23,10 @@ from cosmos_driver.tasks.common import (
     resolve_inventory,
     state_store,
 )
+
+log = logging.getLogger(__name__)
+
+VALIDATION_TASK = "Validating arguments against arg spec"
 
 LIMIT_HELP = "hosts or groups of the inventory to work on (an Ansible pattern; default: all)"
 VAULT_HELP = (
@@ -64,7 +71,9 @@ def setup(
     from $HF_TOKEN (handed to the play without touching a file) or a vault file."""
     store = state_store(state_dir)
     adapter = AnsibleAdapter(resolve_inventory(inventory), store.root / "tmp")
-    reports = run_setup(adapter, limit, tags, Secrets.gather(vault), bootstrap_checkpoints)
+    secrets = Secrets.gather(vault)
+    with _progress(quiet=json) as on_task:
+        reports = run_setup(adapter, limit, tags, secrets, bootstrap_checkpoints, on_task)
     HostFacts(store.root).save({r.host: r.health for r in reports if r.health})
     if json:
         print_json({"hosts": [r.to_json() for r in reports]})
@@ -97,6 +106,34 @@ def health(c, inventory=None, limit="all", state_dir=None, json=False):
             console.print(_health_table(reports[host]))
     ready = bool(reports) and all(r.get("ready") for r in reports.values())
     _fail_unless(ready, "a host is not ready; see its problems above")
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[str], None] | None]:
+    """The task Ansible is on: a spinner line on a terminal, a log line per stage otherwise
+    (downloads take hours; a silent command looks hung)."""
+    if quiet:
+        yield None
+    elif console.is_terminal:
+        with console.status("setup: starting") as status:
+            yield lambda text: status.update(f"setup: {text}")
+    else:
+        yield _StageLogger()
+
+
+class _StageLogger:
+    """Logs `play: task` progress once per play (stage), for logs that are not a terminal."""
+
+    def __init__(self) -> None:
+        self.play = ""
+
+    def __call__(self, text: str) -> None:
+        if VALIDATION_TASK in text:
+            return  # every role's argument check runs, even in a stage --tags leaves out
+        play = text.split(":", 1)[0]
+        if play != self.play:
+            self.play = play
+            log.info("%s", play)
 
 
 def _fail_unless(ok: Any, message: str) -> None:

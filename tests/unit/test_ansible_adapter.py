@@ -228,3 +228,23 @@ def test_blank_trailing_lines_are_skipped():
         event("runner_on_failed", host="h", task="t", res={"stderr": "Error: boom\n\n   \n"})
     )
     assert collector.failures[0].message == "Error: boom"
+
+
+def test_each_task_start_is_reported_with_its_play():
+    seen: list[str] = []
+    collector = _EventCollector(on_task=seen.append)
+    collector({"event": "playbook_on_task_start", "event_data": {"play": "P", "task": "T1"}})
+    collector({"event": "runner_on_ok", "event_data": {"play": "P", "task": "T1"}})
+    collector({"event": "playbook_on_task_start", "event_data": {"play": "P", "task": "T2"}})
+    assert seen == ["P: T1", "P: T2"]
+
+
+def test_the_recap_keeps_each_hosts_counts():
+    collector = collect(
+        {
+            "event": "playbook_on_stats",
+            "event_data": {"ok": {"h1": 5}, "changed": {"h1": 2}, "dark": {"h2": 1}},
+        }
+    )
+    assert collector.recap["h1"]["changed"] == 2
+    assert collector.recap["h2"] == {"ok": 0, "changed": 0, "failures": 0, "dark": 1, "skipped": 0}

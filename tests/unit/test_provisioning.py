@@ -33,8 +33,16 @@ class FakeAdapter:
         self.outcome = outcome or PlaybookOutcome("successful", 0, recap={"h1": {"changed": 0}})
         self.calls: list[PlaybookCall] = []
 
-    def run(self, call: PlaybookCall, log_path: Path | None = None, cancel: Any = None):
+    def run(
+        self,
+        call: PlaybookCall,
+        log_path: Path | None = None,
+        cancel: Any = None,
+        on_task: Any = None,
+    ):
         self.calls.append(call)
+        if on_task:
+            on_task("Cosmos setup | preflight: Preflight | Read the container engine")
         return self.outcome
 
 
@@ -238,3 +246,21 @@ def test_gpu_counts_drop_to_what_health_saw_but_never_rise(tmp_path):
     facts.save({"few": {"gpu_count": 2}, "many": {"gpu_count": 16}})
     hosts = {"few": {"cosmos_gpu_count": 8}, "many": {"cosmos_gpu_count": 8}, "unchecked": {}}
     assert _gpu_counts(hosts, facts) == {"few": 2, "many": 8, "unchecked": 1}
+
+
+def test_setup_progress_logs_each_stage_once_and_skips_argument_checks(caplog):
+    from cosmos_driver.tasks.provision import _StageLogger
+
+    logger = _StageLogger()
+    with caplog.at_level("INFO", logger="cosmos_driver.tasks.provision"):
+        for text in (
+            "Cosmos setup | preflight: Preflight | Read the container engine",
+            "Cosmos setup | preflight: Preflight | Read the NVIDIA driver version",
+            "Cosmos setup | image: Validating arguments against arg spec 'main'",
+            "Cosmos setup | health: Health | Read the GPUs",
+        ):
+            logger(text)
+    assert [r.getMessage() for r in caplog.records] == [
+        "Cosmos setup | preflight",
+        "Cosmos setup | health",
+    ]
