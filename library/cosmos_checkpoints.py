@@ -284,6 +284,7 @@ class Verification(object):
         self.full = full
         self.workers = workers
         self.use_stamp = stamp
+        self.stamp_error = None
         self.started_ns = time.time_ns()
         self.unlisted = {}
         self.tree = scan(root, ignore, self.unlisted) if os.path.isdir(root) else {}
@@ -325,6 +326,8 @@ class Verification(object):
             from_stamp=from_stamp,
         )
         result["ok"] = not any(result[key] for key in PROBLEM_KEYS)
+        if self.stamp_error:
+            result["stamp_error"] = self.stamp_error
         return result
 
     def from_stamp(self, stamp, paths):
@@ -347,7 +350,12 @@ class Verification(object):
                 continue
             entries[rel] = dict(size=size, mtime_ns=mtime_ns, inode=inode, sha256=sha)
         if entries != old:
-            write_stamp(self.root, entries)
+            try:
+                write_stamp(self.root, entries)
+            except (IOError, OSError) as exc:
+                # The stamp is a cache: a read-only tree (an NFS export, say) verifies
+                # without one, hashing every file each time.
+                self.stamp_error = "verification stamp not written: %s" % exc
 
 
 PROBLEM_KEYS = ("missing", "wrong_size", "wrong_hash", "unexpected", "unreadable")
@@ -368,7 +376,12 @@ def problem_message(root, result):
     parts += ["unexpected %s" % rel for rel in result["unexpected"]]
     parts += ["unreadable %s (%s)" % (i["path"], i["error"]) for i in result["unreadable"]]
     noun = "problem" if len(parts) == 1 else "problems"
-    return "%d checkpoint %s under %s: %s" % (len(parts), noun, root, "; ".join(parts))
+    message = "%d checkpoint %s under %s: %s" % (len(parts), noun, root, "; ".join(parts))
+    if result["unexpected"]:
+        message += (
+            " (remove unexpected files, or list them as `ignore:` globs in the manifest)"
+        )
+    return message
 
 
 SHA256 = re.compile(r"[0-9a-fA-F]{64}\Z")

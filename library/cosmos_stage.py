@@ -70,6 +70,9 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 SPEC_NAME = "spec.json"
+# What an earlier attempt of the run left: its exit and its collected tar must not stand for
+# this attempt's (a retry stages again; the container has not started yet).
+STALE = ("logs/container-exit.json", "collected.tar")
 
 
 def ensure_folders(paths):
@@ -80,6 +83,17 @@ def ensure_folders(paths):
             os.makedirs(path, 0o755, exist_ok=True)
             created = True
     return created
+
+
+def remove_stale(run_dir):
+    """Remove what an earlier attempt left; True when something was removed."""
+    removed = False
+    for name in STALE:
+        path = os.path.join(run_dir, name)
+        if os.path.isfile(path):
+            os.unlink(path)
+            removed = True
+    return removed
 
 
 def write_if_changed(path, content):
@@ -118,6 +132,7 @@ def main():
         os.path.join(run_dir, "logs"),
     ]
     created = ensure_folders(folders)
+    cleared = remove_stale(run_dir)
     spec_path = os.path.join(run_dir, SPEC_NAME)
     written = write_if_changed(spec_path, params["spec"])
     missing = [
@@ -125,7 +140,8 @@ def main():
         for name in params["input_names"]
         if not os.path.isfile(os.path.join(params["inputs_dir"], name))
     ]
-    module.exit_json(changed=created or written, missing_inputs=missing, spec_path=spec_path)
+    changed = created or written or cleared
+    module.exit_json(changed=changed, missing_inputs=missing, spec_path=spec_path)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,13 @@ from rich.table import Table
 
 from cosmos_driver.ansible_adapter import AnsibleAdapter
 from cosmos_driver.checkpoints import (
+    ManifestEntry,
     entries_from_module,
     load_manifest,
     manifest_path,
     write_manifest,
 )
-from cosmos_driver.errors import ExecutionError
+from cosmos_driver.errors import ExecutionError, ValidationError
 from cosmos_driver.provisioning import hash_checkpoint_tree, verify_checkpoints
 from cosmos_driver.tasks.common import (
     INVENTORY_HELP,
@@ -56,8 +57,7 @@ def manifest(c, host, profile="transfer1", output=None, inventory=None, state_di
     if not entries:
         raise ExecutionError(f"{host}: its checkpoint folder holds no files; nothing to record")
     path = Path(output) if output else manifest_path(profile)
-    write_manifest(path, profile, entries, ignore=RECORDED_IGNORE)
-    load_manifest(path)  # what we wrote must read back
+    _replace_manifest(path, profile, entries)
     size = sum(e.size for e in entries)
     console.print(f"wrote {path}: {len(entries)} files, {size / 1e9:.2f} GB, from {host}")
 
@@ -86,6 +86,29 @@ def verify(c, full=False, limit="all", inventory=None, state_dir=None, json=Fals
         console.print(_verify_table(reports))
     if not reports or not all(r.get("ok") for r in reports.values()):
         raise ExecutionError("checkpoints do not match the manifest on a host; see above")
+
+
+def _replace_manifest(path: Path, profile: str, entries: list[ManifestEntry]) -> None:
+    """Write the manifest beside the old one, check it reads back, then replace the old one;
+    the old manifest's own ignore globs are kept. A bad recording never costs the old file."""
+    ignore = tuple(dict.fromkeys((*_ignore_of(path), *RECORDED_IGNORE)))
+    draft = path.with_name(f".{path.name}.new")
+    write_manifest(draft, profile, entries, ignore=ignore)
+    try:
+        load_manifest(draft)
+    except ValidationError:
+        draft.unlink(missing_ok=True)
+        raise
+    draft.replace(path)
+
+
+def _ignore_of(path: Path) -> tuple[str, ...]:
+    if not path.exists():
+        return ()
+    try:
+        return load_manifest(path).ignore
+    except ValidationError:
+        return ()  # an unreadable old manifest is replaced; its globs cannot be read
 
 
 def _verify_table(reports: dict[str, dict[str, Any]]) -> Table:

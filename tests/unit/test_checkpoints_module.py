@@ -333,3 +333,19 @@ def test_the_module_returns_manifest_entries(tree, tmp_path):
     rc, result = run_module(tmp_path, {"action": "manifest", "root": str(root)})
     assert (rc, result["changed"]) == (0, False)
     assert result["files"] == sorted(files, key=lambda f: f["path"])
+
+
+def test_a_read_only_tree_verifies_without_a_stamp(tmp_path, monkeypatch):
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "a.pt").write_bytes(b"weights")
+    os.utime(root / "a.pt", (1_700_000_000, 1_700_000_000))  # old enough to be stamped
+    entry = {"path": "a.pt", "size": 7, "sha256": hashlib.sha256(b"weights").hexdigest()}
+
+    def refuse(*_args, **_kwargs):
+        raise PermissionError(13, "Read-only file system")
+
+    monkeypatch.setattr(cosmos_checkpoints, "write_stamp", refuse)
+    result = cosmos_checkpoints.Verification(str(root), [entry], []).run()
+    assert result["ok"] is True
+    assert "Read-only file system" in result["stamp_error"]

@@ -184,6 +184,7 @@ def test_process_keeps_its_port_across_restarts_and_stops(paths):
             "cosmos_checkpoints_source": "mirror",
             "cosmos_checkpoints_mirror_url": f"http://127.0.0.1:{port}/",
             "cosmos_checkpoint_manifest": str(paths.mirror_manifest),
+            "cosmos_checkpoints_mirror_sends_hf_token": True,
         }
         status, body, _ = get(port, f"/{BASE_MODEL}", f"Bearer {TOKEN}")
         assert status == 200 and body == (paths.mirror_files / BASE_MODEL).read_bytes()

@@ -93,3 +93,18 @@ def test_a_host_holding_every_input_needs_no_upload(tmp_path, host):
         (host / "inputs" / name).write_bytes(b"video")
     assert run_module(tmp_path, stage_args(host))["missing_inputs"] == []
     assert run_module(tmp_path, stage_args(host, names=[]))["missing_inputs"] == []
+
+
+def test_a_new_attempt_drops_the_exit_and_tar_an_earlier_attempt_left(tmp_path, host):
+    run_module(tmp_path, stage_args(host))
+    run_dir = host / "runs" / "run-1"
+    (run_dir / "logs" / "container-exit.json").write_text('{"exit_code": 1}')
+    (run_dir / "logs" / "container.log").write_text("attempt 1\n")
+    (run_dir / "collected.tar").write_bytes(b"tar")
+
+    result = run_module(tmp_path, stage_args(host))
+
+    assert result["changed"] is True
+    assert not (run_dir / "logs" / "container-exit.json").exists()
+    assert not (run_dir / "collected.tar").exists()
+    assert (run_dir / "logs" / "container.log").exists()  # replaced by the next collect
