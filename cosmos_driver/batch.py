@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cosmos_driver import ids
+from cosmos_driver import ids, profiles
 from cosmos_driver.errors import ValidationError
 from cosmos_driver.yaml_lines import LinedDocument, load_lined
 
@@ -60,6 +60,14 @@ def _mapping(value: Any) -> str | None:
     return None if isinstance(value, dict) else f"must be a mapping, got {value!r}"
 
 
+def _profile(value: Any) -> str | None:
+    if value in profiles.NAMES:
+        return None
+    hint = difflib.get_close_matches(str(value), profiles.NAMES, n=1)
+    fix = f"did you mean '{hint[0]}'?" if hint else f"valid: {', '.join(profiles.NAMES)}"
+    return f"unknown model profile {value!r}; {fix}"
+
+
 # Sampling parameters passed to the model as they are; Cosmos's defaults apply when unset.
 SAMPLING_FIELDS: dict[str, Check] = {
     "negative_prompt": _text,
@@ -80,6 +88,7 @@ JOB_FIELDS: dict[str, Check] = {
     "timeout": _number(1, 7 * 24 * 3600, integer=True),
     "retries": _number(0, 10, integer=True),
     "env": _env,
+    "profile": _profile,
     **SAMPLING_FIELDS,
 }
 TOP_FIELDS = ("name", "defaults", "jobs")
@@ -98,6 +107,7 @@ class Job:
     timeout: int = DEFAULT_TIMEOUT
     retries: int = 0
     env: dict[str, str] = field(default_factory=dict)
+    profile: str = profiles.DEFAULT
 
 
 @dataclass(frozen=True)
@@ -230,9 +240,11 @@ def _job(index: int, raw: dict[str, Any], base: Path, problems: _Problems) -> Jo
     for key in ("name", "prompt", "inputs", "controls"):
         if key not in raw:
             problems.add(path, f"missing required field '{key}'", label)
+    wrong = set()
     for key, check in JOB_FIELDS.items():
         message = check(raw[key]) if key in raw else None
         if message:
+            wrong.add(key)
             problems.add(f"{path}.{key}", message, f"{label}.{key}")
     if "name" in raw and not _text(raw["name"]) and not JOB_NAME.fullmatch(raw["name"]):
         problems.add(
@@ -240,6 +252,7 @@ def _job(index: int, raw: dict[str, Any], base: Path, problems: _Problems) -> Jo
         )
     inputs = _inputs(raw.get("inputs"), base, path, label, problems)
     controls = _controls(raw.get("controls"), inputs, path, label, problems)
+    _profile_problems(raw, wrong, path, label, problems)
     if len(problems.items) > before:
         return None
     return Job(
@@ -252,7 +265,20 @@ def _job(index: int, raw: dict[str, Any], base: Path, problems: _Problems) -> Jo
         timeout=raw.get("timeout", DEFAULT_TIMEOUT),
         retries=raw.get("retries", 0),
         env={k: str(v) for k, v in raw.get("env", {}).items()},
+        profile=raw.get("profile", profiles.DEFAULT),
     )
+
+
+def _profile_problems(
+    raw: dict[str, Any], wrong: set[str], path: str, label: str, problems: _Problems
+) -> None:
+    """What the job's model profile cannot express, among the fields of the right type."""
+    name = raw.get("profile", profiles.DEFAULT)
+    if "profile" in wrong:
+        return
+    valid = {k: v for k, v in raw.items() if k not in wrong}
+    for where, message in profiles.profile_named(name).problems(valid):
+        problems.add(f"{path}.{where}", message, f"{label}.{where}")
 
 
 def _inputs(raw: Any, base: Path, path: str, label: str, problems: _Problems) -> dict[str, Path]:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cosmos_driver.ansible_adapter import AnsibleAdapter
-from cosmos_driver.batch import Batch
+from cosmos_driver.batch import Batch, Job
 from cosmos_driver.errors import ConfigurationError, ValidationError
 from cosmos_driver.lifecycle import JobLifecycle, prepare
 from cosmos_driver.multimodal import check_batch_inputs
@@ -103,24 +103,25 @@ class BatchRunner:
                 continue
             run = prepare(self.store, batch.batch_id, run_id, job)
             ticket = ticket_for(run, record, found) if found else Ticket(run)
-            self._record_pending(run_id, batch.batch_id, job.name, record, ticket)
+            self._record_pending(run_id, batch.batch_id, job, record, ticket)
             tickets.append(ticket)
         return tickets
 
     def _record_pending(
-        self, run_id: str, batch_id: str, job_name: str, record: RunRecord | None, ticket: Ticket
+        self, run_id: str, batch_id: str, job: Job, record: RunRecord | None, ticket: Ticket
     ) -> None:
         """A new run, or a new attempt of one that failed, was cancelled or never started."""
         if record and ticket.placement is not None:
             return  # re-attached or re-collected: its record goes on as it is
         if record is None:
-            record = RunRecord(run_id, batch_id, job_name)
+            record = RunRecord(run_id, batch_id, job.name)
         else:
             record.failure = None
             record.exit_code = None
             record.outputs = []
             record.progress = None
             record.note("new attempt")
+        record.profile = job.profile
         self.store.clear_cancel(run_id)
         record.move_to(RunState.PENDING)
         self.store.save_run(record)

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import tarfile
 import threading
 import time
@@ -28,7 +29,7 @@ from typing import Any
 from cosmos_driver.ansible_adapter import AnsibleAdapter, PlaybookCall, PlaybookOutcome
 from cosmos_driver.batch import Job
 from cosmos_driver.errors import ConfigurationError, ValidationError
-from cosmos_driver.profiles import transfer1
+from cosmos_driver.profiles import DEFAULT, ContainerPaths, Profile, RunEnd, profile_named
 from cosmos_driver.records import FailureReason, Progress, RunRecord, RunState
 from cosmos_driver.store import RunStore, write_json_atomic
 from cosmos_driver.thumbnails import write_thumbnails
@@ -165,7 +166,7 @@ def _sha256_of(path: Path, _size: int, _mtime_ns: int, _inode: int) -> str:
 def prepare(store: RunStore, batch_id: str, run_id: str, job: Job) -> PreparedRun:
     """Hash the inputs, build the spec and save it as runs/<run_id>/spec.json."""
     names = {m: f"{file_sha256(p)}{p.suffix.lower()}" for m, p in job.inputs.items()}
-    spec = transfer1.build_spec(job, names, transfer1.ContainerPaths())
+    spec = profile_named(job.profile).build_spec(job, names, ContainerPaths())
     spec_path = store.run_dir(run_id) / "spec.json"
     write_json_atomic(spec_path, spec)
     for modality, path in job.inputs.items():
@@ -190,7 +191,7 @@ class JobLifecycle:
     stop: threading.Event = field(default_factory=threading.Event)
     retry: RetryPolicy = field(default_factory=RetryPolicy.from_env)
     on_change: Callable[[RunRecord], None] | None = None
-    paths: transfer1.ContainerPaths = field(default_factory=transfer1.ContainerPaths)
+    paths: ContainerPaths = field(default_factory=ContainerPaths)
 
     # -- the whole trip, for one run on one host (the sequential path and tests) --
 
@@ -213,6 +214,10 @@ class JobLifecycle:
         """Stage the run, then start its container once the containers holding its GPUs have
         exited (the host waits for them; a phase that times out first is simply run again)."""
         self.update(run.run_id, lambda r: _enter(r, RunState.STAGING, placement.host))
+        # An earlier attempt's exit and outputs must not stand for this one's (the host drops
+        # its copies when it stages).
+        (self.store.logs_dir(run.run_id) / EXIT_FILE).unlink(missing_ok=True)
+        shutil.rmtree(self.store.outputs_dir(run.run_id), ignore_errors=True)
         while True:
             outcome = self._phase(
                 "job_launch.yml", run, placement.host, START_PHASE_SECONDS, placement
@@ -312,12 +317,15 @@ class JobLifecycle:
         """The first of: a cancel, a phase that failed, what the container did, a failed
         collect, outputs that are missing or do not decode."""
         lines = self._log_lines(run.run_id)
+        profile = self._profile_of(run)
+        # Outputs are known only when the collect worked (a guardrail may show as none).
+        outputs = self._output_names(run.run_id) if collect_problem is None else None
         verdict = (
             self._cancel_verdict(run)
             or problem
-            or _exit_verdict(run, exit_, lines)
+            or _exit_verdict(run, exit_, lines, profile, outputs)
             or collect_problem
-            or self._output_verdict(run)
+            or self._output_verdict(run, profile)
         )
         tail = lines[-LOG_TAIL_LINES:]
 
@@ -393,7 +401,7 @@ class JobLifecycle:
                 {"src": str(job.inputs[m]), "name": name} for m, name in run.input_names.items()
             ],
             "cosmos_job_spec_src": str(run.spec_path),
-            "cosmos_job_command": transfer1.command(job, self.paths),
+            "cosmos_job_command": profile_named(job.profile).command(job, self.paths),
             "cosmos_job_gpu_devices": devices,
             "cosmos_job_after": list(placement.after) if placement else [],
             "cosmos_job_env": job.env,
@@ -409,10 +417,23 @@ class JobLifecycle:
             return Verdict(FailureReason.CANCELLED, "cancelled by `kill`")
         return None
 
-    def _output_verdict(self, run: AnyRun) -> Verdict | None:
-        video = self.store.outputs_dir(run.run_id) / f"{transfer1.OUTPUT_NAME}.mp4"
-        if not video.exists():
-            return Verdict(FailureReason.OUTPUT_MISSING, f"no {video.name} was produced")
+    def _profile_of(self, run: AnyRun) -> Profile:
+        """The job's profile; a run known only by its record has it there."""
+        if isinstance(run, PreparedRun):
+            return profile_named(run.job.profile)
+        record = self.store.load_run(run.run_id)
+        return profile_named(record.profile if record else DEFAULT)
+
+    def _output_names(self, run_id: str) -> frozenset[str]:
+        return frozenset(p.name for p in self.store.outputs_dir(run_id).glob("*"))
+
+    def _output_verdict(self, run: AnyRun, profile: Profile) -> Verdict | None:
+        """Every output the profile expects came back, and its video decodes."""
+        folder = self.store.outputs_dir(run.run_id)
+        for name in profile.outputs:
+            if not (folder / name).exists():
+                return Verdict(FailureReason.OUTPUT_MISSING, f"no {name} was produced")
+        video = folder / profile.video
         try:
             probe(video)
         except ValidationError as exc:
@@ -506,12 +527,18 @@ def _list_local_files(record: RunRecord, store: RunStore) -> None:
     )
 
 
-def _exit_verdict(run: PreparedRun, exit_: Exit | None, log_lines: list[str]) -> Verdict | None:
+def _exit_verdict(
+    run: PreparedRun,
+    exit_: Exit | None,
+    log_lines: list[str],
+    profile: Profile,
+    outputs: frozenset[str] | None,
+) -> Verdict | None:
     if exit_ is None:
         return None
     if not exit_.finished:
         return Verdict(FailureReason.TIMEOUT, f"did not finish within {run.job.timeout} s; stopped")
-    if transfer1.guardrail_blocked(log_lines):
+    if profile.guardrail_blocked(RunEnd(exit_.exit_code, log_lines, outputs)):
         return Verdict(
             FailureReason.GUARDRAIL_BLOCKED, "the guardrail blocked this prompt or video"
         )

@@ -93,6 +93,8 @@ class RunRecord:
     container_finished_at: str | None = None
     progress: Progress | None = None
     notes: list[Note] = field(default_factory=list)
+    # The job's model profile (cosmos_driver.profiles): how its outputs and exit are judged.
+    profile: str = "transfer1"
     schema_version: int = SCHEMA_VERSION
 
     def move_to(self, state: RunState) -> None:

@@ -378,9 +378,7 @@ def problem_message(root, result):
     noun = "problem" if len(parts) == 1 else "problems"
     message = "%d checkpoint %s under %s: %s" % (len(parts), noun, root, "; ".join(parts))
     if result["unexpected"]:
-        message += (
-            " (remove unexpected files, or list them as `ignore:` globs in the manifest)"
-        )
+        message += " (remove unexpected files, or list them as `ignore:` globs in the manifest)"
     return message
 
 

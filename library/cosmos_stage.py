@@ -65,6 +65,7 @@ spec_path:
 """
 
 import os
+import shutil
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -86,13 +87,18 @@ def ensure_folders(paths):
 
 
 def remove_stale(run_dir):
-    """Remove what an earlier attempt left; True when something was removed."""
+    """Remove what an earlier attempt left (its exit, its tar, its outputs: an old video must
+    not pass for this attempt's); True when something was removed."""
     removed = False
     for name in STALE:
         path = os.path.join(run_dir, name)
         if os.path.isfile(path):
             os.unlink(path)
             removed = True
+    outputs = os.path.join(run_dir, "outputs")
+    if os.path.isdir(outputs) and os.listdir(outputs):
+        shutil.rmtree(outputs)
+        removed = True
     return removed
 
 
@@ -131,8 +137,8 @@ def main():
         os.path.join(run_dir, "outputs"),
         os.path.join(run_dir, "logs"),
     ]
-    created = ensure_folders(folders)
     cleared = remove_stale(run_dir)
+    created = ensure_folders(folders)
     spec_path = os.path.join(run_dir, SPEC_NAME)
     written = write_if_changed(spec_path, params["spec"])
     missing = [

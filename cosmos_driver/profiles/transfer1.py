@@ -3,31 +3,18 @@ failure signals (reference/cosmos-transfer.md §3, §4)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cosmos_driver.batch import Job
+from cosmos_driver.profiles.base import ContainerPaths, Problem, RunEnd
 
+if TYPE_CHECKING:
+    from cosmos_driver.batch import Job
+
+NAME = "transfer1"
 SCRIPT = "cosmos_transfer1/diffusion/inference/transfer.py"
 OUTPUT_NAME = "output"
+OUTPUTS = (f"{OUTPUT_NAME}.mp4",)
 GUARDRAIL_MARKERS = ("GUARDRAIL BLOCKED", "Guardrail blocked")
-
-
-@dataclass(frozen=True)
-class ContainerPaths:
-    """Mount points inside the container; the cosmos_job role mounts the host folders there."""
-
-    run: str = "/cosmos/run"
-    inputs: str = "/cosmos/inputs"
-    checkpoints: str = "/cosmos/checkpoints"
-
-    @property
-    def outputs(self) -> str:
-        return f"{self.run}/outputs"
-
-    @property
-    def spec(self) -> str:
-        return f"{self.run}/spec.json"
 
 
 def build_spec(job: Job, input_names: dict[str, str], paths: ContainerPaths) -> dict[str, Any]:
@@ -74,3 +61,13 @@ def command(job: Job, paths: ContainerPaths) -> list[str]:
 
 def guardrail_blocked(log_lines: list[str]) -> bool:
     return any(marker in line for line in log_lines for marker in GUARDRAIL_MARKERS)
+
+
+def blocked(end: RunEnd) -> bool:
+    """Transfer1 crashes (non-zero exit) after its guardrail logs a block."""
+    return guardrail_blocked(end.log_lines)
+
+
+def problems(_raw: dict[str, Any]) -> list[Problem]:
+    """Every batch-file field has a Transfer1 spec key, so none is refused."""
+    return []

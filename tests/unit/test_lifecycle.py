@@ -892,3 +892,23 @@ def test_unpack_bundle_refuses_entries_outside_outputs_and_logs(tmp_path, arcnam
     with pytest.raises(lifecycle.PhaseFailed, match="unexpected entries"):
         lifecycle.unpack_bundle(run_dir, "collected.tar")
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_a_new_attempt_drops_the_outputs_and_exit_an_earlier_attempt_left(store, job, mp4):
+    stale_video = store.outputs_dir(RUN_ID) / "stale.mp4"
+    stale_video.parent.mkdir(parents=True, exist_ok=True)
+    stale_video.write_bytes(b"attempt 1")
+    stale_exit = store.logs_dir(RUN_ID) / lifecycle.EXIT_FILE
+    stale_exit.parent.mkdir(parents=True, exist_ok=True)
+    stale_exit.write_text('{"exit_code": 1}')
+    seen_at_launch: list[bool] = []
+
+    def on_call(call: PlaybookCall) -> None:
+        if call.playbook == "job_launch.yml":
+            seen_at_launch.append(stale_video.exists() or stale_exit.exists())
+
+    record = run_job(store, job, FakeAdapter(store, mp4, on_call=on_call))
+
+    assert seen_at_launch == [False]
+    assert record.state is RunState.SUCCEEDED
+    assert "outputs/stale.mp4" not in record.outputs

@@ -108,3 +108,15 @@ def test_a_new_attempt_drops_the_exit_and_tar_an_earlier_attempt_left(tmp_path, 
     assert not (run_dir / "logs" / "container-exit.json").exists()
     assert not (run_dir / "collected.tar").exists()
     assert (run_dir / "logs" / "container.log").exists()  # replaced by the next collect
+
+
+def test_a_new_attempt_starts_with_an_empty_outputs_folder(tmp_path, host):
+    run_module(tmp_path, stage_args(host))
+    outputs = host / "runs" / "run-1" / "outputs"
+    (outputs / "output.mp4").write_bytes(b"attempt 1")
+
+    result = run_module(tmp_path, stage_args(host))
+
+    assert result["changed"] is True
+    assert outputs.is_dir()
+    assert list(outputs.iterdir()) == []
