@@ -19,7 +19,10 @@ from cosmos_driver.lab.paths import LabPaths
 log = logging.getLogger(__name__)
 
 BRANCH = "refs/heads/main"
-TAG = "refs/tags/lab"
+# One tag per commit, never moved: a clone refuses to fetch a tag that moved ("would
+# clobber existing tag"), as it would from any upstream that re-tags.
+TAG_PREFIX = "refs/tags/lab-"
+LEGACY_TAG = "refs/tags/lab"
 MESSAGE = "Cosmos Transfer1 simulator build context (written by invoke lab.up)\n"
 IDENTITY = {
     "GIT_AUTHOR_NAME": "cosmos-lab",
@@ -43,7 +46,7 @@ class SourceRepo:
 
     def publish(self, content: Path) -> str:
         """Commit the files under content (no __pycache__) unless the tip holds them already;
-        point the branch and the tag at that commit and return its sha."""
+        point the branch at that commit, tag it lab-<sha12>, and return its sha."""
         self._init()
         tree = self._write_tree(content)
         tip = self.head()
@@ -51,15 +54,15 @@ class SourceRepo:
             return tip
         commit = self._git("commit-tree", tree, stdin=MESSAGE)
         self._git("update-ref", BRANCH, commit)
-        self._git("update-ref", TAG, commit)
+        self._git("update-ref", f"{TAG_PREFIX}{commit[:12]}", commit)
         log.info("lab source repository %s now at %s", self.path, commit)
         return commit
 
     def head(self) -> str | None:
-        """The commit the tag points at, or None before the first publish."""
+        """The commit the branch points at, or None before the first publish."""
         if not self.path.is_dir():
             return None
-        found = self._run("rev-parse", "-q", "--verify", f"{TAG}^{{commit}}")
+        found = self._run("rev-parse", "-q", "--verify", f"{BRANCH}^{{commit}}")
         return found.stdout.strip() if found.returncode == 0 else None
 
     def _init(self) -> None:
@@ -67,6 +70,8 @@ class SourceRepo:
             self.path.mkdir(parents=True, exist_ok=True)
             self._git("init", "-q", "--bare")
             self._git("symbolic-ref", "HEAD", BRANCH)
+        # Labs written before tags stopped moving have a `lab` tag that clones cannot fetch.
+        self._run("update-ref", "-d", LEGACY_TAG)
 
     def _write_tree(self, content: Path) -> str:
         """The tree of content, built in a throw-away index (a bare repo has no work tree)."""

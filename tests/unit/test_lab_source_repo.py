@@ -53,7 +53,7 @@ def test_publishing_again_unchanged_writes_no_commit(tmp_path, content):
     assert git(repo.path, "rev-list", "--all").split() == [first]
 
 
-def test_changed_content_gives_a_new_commit_and_moves_branch_and_tag(tmp_path, content):
+def test_changed_content_gives_a_new_commit_the_branch_and_a_tag_of_its_own(tmp_path, content):
     repo = SourceRepo(tmp_path / "source.git")
     first = repo.publish(content)
     (content / "pkg" / "mod.py").write_text("X = 2\n")
@@ -61,7 +61,9 @@ def test_changed_content_gives_a_new_commit_and_moves_branch_and_tag(tmp_path, c
     assert second != first
     assert repo.head() == second
     assert git(repo.path, "rev-parse", "refs/heads/main") == second
-    assert git(repo.path, "rev-parse", "refs/tags/lab") == second
+    assert git(repo.path, "rev-parse", f"refs/tags/lab-{second[:12]}") == second
+    # The first commit's tag stays where it was: tags never move.
+    assert git(repo.path, "rev-parse", f"refs/tags/lab-{first[:12]}") == first
     assert git(repo.path, "show", f"{second}:pkg/mod.py") == "X = 2"
 
 
