@@ -60,6 +60,10 @@ def _mapping(value: Any) -> str | None:
     return None if isinstance(value, dict) else f"must be a mapping, got {value!r}"
 
 
+def _flag(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+
+
 def _profile(value: Any) -> str | None:
     if value in profiles.NAMES:
         return None
@@ -89,6 +93,8 @@ JOB_FIELDS: dict[str, Check] = {
     "retries": _number(0, 10, integer=True),
     "env": _env,
     "profile": _profile,
+    "upscale": _flag,
+    "enhance": _flag,
     **SAMPLING_FIELDS,
 }
 TOP_FIELDS = ("name", "defaults", "jobs")
@@ -108,6 +114,11 @@ class Job:
     retries: int = 0
     env: dict[str, str] = field(default_factory=dict)
     profile: str = profiles.DEFAULT
+    # A 4K upscale run follows this job's run, on its host (cosmos_driver.upscale).
+    upscale: bool = False
+    # Transfer1's prompt upsampler rewrites the prompt before inference; the run record keeps
+    # the prompt it ended with (RunRecord.enhanced_prompt).
+    enhance: bool = False
 
 
 @dataclass(frozen=True)
@@ -266,6 +277,8 @@ def _job(index: int, raw: dict[str, Any], base: Path, problems: _Problems) -> Jo
         retries=raw.get("retries", 0),
         env={k: str(v) for k, v in raw.get("env", {}).items()},
         profile=raw.get("profile", profiles.DEFAULT),
+        upscale=raw.get("upscale", False),
+        enhance=raw.get("enhance", False),
     )
 
 

@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from cosmos_driver.ansible_adapter import AnsibleAdapter
 from cosmos_driver.batch import Batch, Job
 from cosmos_driver.errors import ConfigurationError, ValidationError
-from cosmos_driver.lifecycle import JobLifecycle, prepare
+from cosmos_driver.lifecycle import JobLifecycle, PreparedRun, prepare
 from cosmos_driver.multimodal import check_batch_inputs
+from cosmos_driver.profiles import upsampler
 from cosmos_driver.records import BatchRecord, RunRecord, RunState, utc_now
 from cosmos_driver.resume import IN_FLIGHT, find_batch_containers, ticket_for
 from cosmos_driver.scheduler import Host, Scheduler, Ticket
 from cosmos_driver.store import RunStore
+from cosmos_driver.upscale import UPSCALE_KIND, prepare_upscale, upscale_run_id
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ class BatchRunner:
             raise ValidationError(problems)
 
     def _save_batch(self, batch: Batch) -> None:
-        run_ids = [batch.run_id(job) for job in batch.jobs]
+        run_ids = [run_id for run_id, _, _ in planned_runs(batch)]
         previous = self.store.load_batch(batch.batch_id)
         record = BatchRecord(batch.batch_id, batch.name, str(batch.source), run_ids)
         if previous:
@@ -90,22 +92,28 @@ class BatchRunner:
         self.store.save_batch(record)
 
     def _tickets(self, batch: Batch, result: BatchResult) -> list[Ticket]:
-        records = {batch.run_id(j): self.store.load_run(batch.run_id(j)) for j in batch.jobs}
+        planned = planned_runs(batch)
+        records = {run_id: self.store.load_run(run_id) for run_id, _, _ in planned}
         in_flight = any(r and r.state in IN_FLIGHT for r in records.values())
         found = find_batch_containers(self.adapter, batch.batch_id) if in_flight else None
         tickets = []
-        for job in batch.jobs:
-            run_id = batch.run_id(job)
+        for run_id, job, parent_id in planned:
             record = records[run_id]
             if record and record.state is RunState.SUCCEEDED:
                 log.info("run %s already succeeded; skipped", run_id)
                 result.skipped.append(run_id)
                 continue
-            run = prepare(self.store, batch.batch_id, run_id, job)
+            run = self._prepare(batch.batch_id, run_id, job, parent_id)
             ticket = ticket_for(run, record, found) if found else Ticket(run)
-            self._record_pending(run_id, batch.batch_id, job, record, ticket)
+            self._record_pending(run_id, batch.batch_id, run.job, record, ticket)
             tickets.append(ticket)
         return tickets
+
+    def _prepare(self, batch_id: str, run_id: str, job: Job, parent_id: str | None) -> PreparedRun:
+        """A job's own run, or its upscale run (the one with a parent)."""
+        if parent_id is None:
+            return prepare(self.store, batch_id, run_id, job)
+        return prepare_upscale(self.store, batch_id, parent_id, job)
 
     def _record_pending(
         self, run_id: str, batch_id: str, job: Job, record: RunRecord | None, ticket: Ticket
@@ -122,6 +130,11 @@ class BatchRunner:
             record.progress = None
             record.note("new attempt")
         record.profile = job.profile
+        record.prompt, record.enhanced_prompt = job.prompt, None
+        if job.profile == upsampler.NAME:
+            record.kind = upsampler.KIND
+        if ticket.run.parent_id:
+            record.kind, record.parent_run_id = UPSCALE_KIND, ticket.run.parent_id
         self.store.clear_cancel(run_id)
         record.move_to(RunState.PENDING)
         self.store.save_run(record)
@@ -130,3 +143,15 @@ class BatchRunner:
         record = self.store.load_run(run_id)
         assert record is not None
         return record
+
+
+def planned_runs(batch: Batch) -> list[tuple[str, Job, str | None]]:
+    """Every run of the batch as (run id, job, parent run id): each job's own run, then its
+    upscale run when the job asks for one."""
+    planned: list[tuple[str, Job, str | None]] = []
+    for job in batch.jobs:
+        run_id = batch.run_id(job)
+        planned.append((run_id, job, None))
+        if job.upscale:
+            planned.append((upscale_run_id(run_id), job, run_id))
+    return planned

@@ -60,6 +60,8 @@ class PreparedRun:
     job: Job
     input_names: dict[str, str]
     spec_path: Path
+    # A dependent run (4K upscale): the run whose outputs it reads on the same host.
+    parent_id: str | None = None
 
     @property
     def container_name(self) -> str:
@@ -315,9 +317,10 @@ class JobLifecycle:
         collect_problem: Verdict | None,
     ) -> RunRecord:
         """The first of: a cancel, a phase that failed, what the container did, a failed
-        collect, outputs that are missing or do not decode."""
+        collect, outputs that are missing or do not decode, an enhanced prompt missing."""
         lines = self._log_lines(run.run_id)
         profile = self._profile_of(run)
+        prompt = self._final_prompt(run, profile, lines)
         # Outputs are known only when the collect worked (a guardrail may show as none).
         outputs = self._output_names(run.run_id) if collect_problem is None else None
         verdict = (
@@ -326,12 +329,14 @@ class JobLifecycle:
             or _exit_verdict(run, exit_, lines, profile, outputs)
             or collect_problem
             or self._output_verdict(run, profile)
+            or _prompt_verdict(run, prompt)
         )
         tail = lines[-LOG_TAIL_LINES:]
 
         def conclude(record: RunRecord) -> None:
             if record.state is RunState.CANCELLED:
                 return  # a `kill` in another process concluded it already
+            record.enhanced_prompt = prompt
             if verdict:
                 record.fail(verdict.reason, verdict.detail, tail)
             else:
@@ -401,14 +406,18 @@ class JobLifecycle:
                 {"src": str(job.inputs[m]), "name": name} for m, name in run.input_names.items()
             ],
             "cosmos_job_spec_src": str(run.spec_path),
-            "cosmos_job_command": profile_named(job.profile).command(job, self.paths),
+            "cosmos_job_command": profile_named(job.profile).command(
+                job, run.input_names, self.paths
+            ),
             "cosmos_job_gpu_devices": devices,
             "cosmos_job_after": list(placement.after) if placement else [],
             "cosmos_job_env": job.env,
+            "cosmos_job_parent_run_id": run.parent_id or "",
             "cosmos_job_container_paths": {
                 "run": self.paths.run,
                 "inputs": self.paths.inputs,
                 "checkpoints": self.paths.checkpoints,
+                "parent": self.paths.parent,
             },
         }
 
@@ -433,12 +442,20 @@ class JobLifecycle:
         for name in profile.outputs:
             if not (folder / name).exists():
                 return Verdict(FailureReason.OUTPUT_MISSING, f"no {name} was produced")
+        if not profile.outputs:
+            return None  # the prompt upsampler's result is a line of its log
         video = folder / profile.video
         try:
             probe(video)
         except ValidationError as exc:
             return Verdict(FailureReason.OUTPUT_MISSING, str(exc))
         return None
+
+    def _final_prompt(self, run: AnyRun, profile: Profile, lines: list[str]) -> str | None:
+        """The prompt a run that enhances its prompt ended with; None for other runs."""
+        if not _enhances(run) or profile.final_prompt is None:
+            return None
+        return profile.final_prompt(lines, self.store.outputs_dir(run.run_id))
 
     def _exit_left_on_host(self, run_id: str) -> int | None:
         """The exit code the collect action saved beside the log (logs/container-exit.json)."""
@@ -525,6 +542,17 @@ def _list_local_files(record: RunRecord, store: RunStore) -> None:
     record.logs = sorted(
         str(p.relative_to(run_dir)) for p in store.logs_dir(record.run_id).glob("*")
     )
+
+
+def _enhances(run: AnyRun) -> bool:
+    return isinstance(run, PreparedRun) and run.job.enhance
+
+
+def _prompt_verdict(run: AnyRun, prompt: str | None) -> Verdict | None:
+    """A run that enhances its prompt succeeds only with the prompt it ended with."""
+    if _enhances(run) and prompt is None:
+        return Verdict(FailureReason.OUTPUT_MISSING, "no enhanced prompt was produced")
+    return None
 
 
 def _exit_verdict(

@@ -34,6 +34,8 @@ class FailureReason(StrEnum):
     CONTAINER_EXIT = "container_exit"
     OUTPUT_MISSING = "output_missing"
     GUARDRAIL_BLOCKED = "guardrail_blocked"
+    # A dependent run (4K upscale) never started: the run it depends on did not succeed.
+    PARENT_FAILED = "parent_failed"
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
 
@@ -95,6 +97,14 @@ class RunRecord:
     notes: list[Note] = field(default_factory=list)
     # The job's model profile (cosmos_driver.profiles): how its outputs and exit are judged.
     profile: str = "transfer1"
+    # "inference", or "upscale" for the 4K run that follows a job with `upscale: true`, whose
+    # parent (the job's inference run) must succeed first.
+    kind: str = "inference"
+    parent_run_id: str | None = None
+    # The job's prompt, and for a job with `enhance: true` (or an `invoke enhance` run, kind
+    # "enhance") the prompt Transfer1's upsampler made of it.
+    prompt: str | None = None
+    enhanced_prompt: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     def move_to(self, state: RunState) -> None:

@@ -7,7 +7,11 @@ collects the finished run in parallel. One bounded thread pool owns all concurre
 
 A host that stays unreachable through a phase's retries is set aside: runs not yet started
 there go back to the queue for other hosts; a run already running there keeps waiting and
-re-attaches when the host answers again."""
+re-attaches when the host answers again.
+
+A dependent run (a job's 4K upscale) waits in the queue until its parent has succeeded, then
+goes to the parent's host only, where the parent's output is; it ends without starting when
+the parent fails or is cancelled."""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from cosmos_driver.lifecycle import (
     Verdict,
 )
 from cosmos_driver.records import FailureReason, RunRecord, RunState
+from cosmos_driver.upscale import blocked_by_parent
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +97,8 @@ class Scheduler:
         self.cond = threading.Condition()
         self.pending: deque[Ticket] = deque()
         self.active = 0
+        # Runs a pool thread drives now (a retry goes back to `pending` before it leaves).
+        self.working: set[str] = set()
         self.down_reasons: dict[str, str] = {}
         self.on_hosts: Callable[[dict[str, Host]], None] | None = None
 
@@ -120,6 +127,7 @@ class Scheduler:
         with self.cond:
             self._claim(ticket)
             self.active += 1
+            self.working.add(ticket.run.run_id)
         pool.submit(self._work, ticket)
 
     def _dispatch(self, pool: ThreadPoolExecutor) -> None:
@@ -132,6 +140,7 @@ class Scheduler:
                     self.cond.wait(0.5)
                     continue
                 self.active += 1
+                self.working.add(ticket.run.run_id)
             pool.submit(self._work, ticket)
 
     def _place_next(self) -> Ticket | None:
@@ -140,11 +149,9 @@ class Scheduler:
             self._fail_everything_pending()
             return None
         for ticket in list(self.pending):
-            if self.lifecycle.store.cancel_requested(ticket.run.run_id):
-                self.pending.remove(ticket)
-                self.lifecycle.judge(ticket.run, None, None, None)
+            if self._ended_in_queue(ticket):
                 continue
-            placement = self._fit(ticket.run)
+            placement = self._fit(ticket.run, self._candidates(ticket.run))
             if placement:
                 self.pending.remove(ticket)
                 ticket.placement = placement
@@ -152,9 +159,57 @@ class Scheduler:
                 return ticket
         return None
 
-    def _fit(self, run: PreparedRun) -> Placement | None:
+    def _ended_in_queue(self, ticket: Ticket) -> bool:
+        """A pending run that will never start ends here: cancelled, or its parent ended
+        without success (called under the lock)."""
+        run = ticket.run
+        verdict = None
+        if not self.lifecycle.store.cancel_requested(run.run_id):
+            verdict = self._parent_blocks(run)
+            if verdict is None:
+                return False
+        self.pending.remove(ticket)
+        self.lifecycle.judge(run, verdict, None, None)
+        return True
+
+    def _parent_blocks(self, run: PreparedRun) -> Verdict | None:
+        """Why a dependent run can never start: its parent failed or was cancelled, or the
+        host holding the parent's output is gone for good."""
+        if run.parent_id is None or self._in_play(run.parent_id):
+            return None
+        parent = self.lifecycle.store.load_run(run.parent_id)
+        blocked = blocked_by_parent(parent, run.parent_id)
+        if blocked or parent is None or parent.state is not RunState.SUCCEEDED:
+            return blocked
+        host = self.hosts.get(parent.host or "")
+        if host is not None and (host.healthy or host.busy()):
+            return None  # a busy host set aside comes back when its runs' waits get through
+        why = self.down_reasons.get(parent.host or "", "not in the inventory")
+        return Verdict(
+            FailureReason.HOST_UNREACHABLE,
+            f"{parent.host}, which holds the output of parent run {run.parent_id}, "
+            f"is unavailable ({why})",
+        )
+
+    def _candidates(self, run: PreparedRun) -> list[Host]:
+        """Healthy hosts; for a dependent run, its parent's host once the parent succeeded."""
         healthy = [h for h in self.hosts.values() if h.healthy]
-        for host in sorted(healthy, key=Host.busy):
+        if run.parent_id is None:
+            return healthy
+        if self._in_play(run.parent_id):
+            return []
+        parent = self.lifecycle.store.load_run(run.parent_id)
+        if parent is None or parent.state is not RunState.SUCCEEDED:
+            return []
+        return [h for h in healthy if h.name == parent.host]
+
+    def _in_play(self, run_id: str) -> bool:
+        """Queued or driven by this scheduler: its record may still change (a failed run
+        going round again is recorded failed for a moment)."""
+        return run_id in self.working or any(t.run.run_id == run_id for t in self.pending)
+
+    def _fit(self, run: PreparedRun, hosts: list[Host]) -> Placement | None:
+        for host in sorted(hosts, key=Host.busy):
             devices = host.pick(run.job.gpus)
             if devices is None:
                 continue
@@ -192,6 +247,7 @@ class Scheduler:
             with self.cond:
                 if ticket.attempt == attempt:  # a requeued run may hold a new placement now
                     self._release(ticket.run.run_id)
+                    self.working.discard(ticket.run.run_id)
                 self.active -= 1
                 self.cond.notify_all()
             self._report_hosts()

@@ -5,10 +5,18 @@ finds it."""
 from __future__ import annotations
 
 from cosmos_driver.errors import ValidationError
-from cosmos_driver.profiles import transfer1, transfer2_5
+from cosmos_driver.profiles import transfer1, transfer2_5, upsampler
 from cosmos_driver.profiles.base import ContainerPaths, Profile, RunEnd
 
-__all__ = ["DEFAULT", "NAMES", "ContainerPaths", "Profile", "RunEnd", "profile_named"]
+__all__ = [
+    "DEFAULT",
+    "NAMES",
+    "UPSAMPLER",
+    "ContainerPaths",
+    "Profile",
+    "RunEnd",
+    "profile_named",
+]
 
 _PROFILES = {
     module.NAME: Profile(
@@ -18,10 +26,14 @@ _PROFILES = {
         outputs=module.OUTPUTS,
         guardrail_blocked=module.blocked,
         problems=module.problems,
+        build_upscale_spec=getattr(module, "build_upscale_spec", None),
+        final_prompt=getattr(module, "final_prompt", None),
     )
-    for module in (transfer1, transfer2_5)
+    for module in (transfer1, transfer2_5, upsampler)
 }
-NAMES = tuple(_PROFILES)
+# The profiles a batch file may name; the upsampler is `invoke enhance`'s job kind only.
+NAMES = (transfer1.NAME, transfer2_5.NAME)
+UPSAMPLER = upsampler.NAME
 DEFAULT = transfer1.NAME
 
 

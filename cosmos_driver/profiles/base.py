@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,6 +19,8 @@ class ContainerPaths:
     run: str = "/cosmos/run"
     inputs: str = "/cosmos/inputs"
     checkpoints: str = "/cosmos/checkpoints"
+    # A dependent run's view of its parent's outputs/ on the same host (read-only).
+    parent: str = "/cosmos/parent"
 
     @property
     def outputs(self) -> str:
@@ -45,14 +48,20 @@ Problem = tuple[str, str]
 @dataclass(frozen=True)
 class Profile:
     """One model's contract. `outputs` are the files under outputs/ a successful run has, the
-    video first; `problems` checks a job's raw fields against what the model can express."""
+    video first (none for the prompt upsampler, whose result is a log line); `problems` checks
+    a job's raw fields against what the model can express."""
 
     name: str
     build_spec: Callable[[Job, dict[str, str], ContainerPaths], dict[str, Any]]
-    command: Callable[[Job, ContainerPaths], list[str]]
+    command: Callable[[Job, dict[str, str], ContainerPaths], list[str]]
     outputs: tuple[str, ...]
     guardrail_blocked: Callable[[RunEnd], bool]
     problems: Callable[[dict[str, Any]], list[Problem]]
+    # The spec of the 4K upscale run that follows a job; None when the model has no upscaler.
+    build_upscale_spec: Callable[[Job, ContainerPaths], dict[str, Any]] | None = None
+    # The prompt a run with `enhance: true` ended with (from its log lines or its outputs
+    # folder), or None when it left none; None when the model has no prompt upsampler.
+    final_prompt: Callable[[list[str], Path], str | None] | None = None
 
     @property
     def video(self) -> str:

@@ -3,6 +3,7 @@ failure signals (reference/cosmos-transfer.md §3, §4)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cosmos_driver.profiles.base import ContainerPaths, Problem, RunEnd
@@ -15,6 +16,16 @@ SCRIPT = "cosmos_transfer1/diffusion/inference/transfer.py"
 OUTPUT_NAME = "output"
 OUTPUTS = (f"{OUTPUT_NAME}.mp4",)
 GUARDRAIL_MARKERS = ("GUARDRAIL BLOCKED", "Guardrail blocked")
+# The final (possibly upsampled) prompt, saved beside the video.
+PROMPT_FILE = f"{OUTPUT_NAME}.txt"
+ENHANCE_FLAGS = ("--upsample_prompt", "--offload_prompt_upsampler")
+# The 4K upscaler (reference/cosmos-transfer.md §5): the upscale control alone, batch size 1
+# and 10 steps, as upstream's assets/inference_upscaler.json and docs run it.
+UPSCALE_WEIGHT = 0.5
+UPSCALE_STEPS = 10
+# Job settings that apply to the upscale run too (the others belong to the first run's
+# controls); the output frame rate must stay the first run's.
+UPSCALE_CARRIED = ("seed", "fps")
 
 
 def build_spec(job: Job, input_names: dict[str, str], paths: ContainerPaths) -> dict[str, Any]:
@@ -36,8 +47,23 @@ def build_spec(job: Job, input_names: dict[str, str], paths: ContainerPaths) -> 
     return spec
 
 
-def command(job: Job, paths: ContainerPaths) -> list[str]:
-    """torchrun with one process per GPU of the job; --num_gpus must equal nproc."""
+def build_upscale_spec(job: Job, paths: ContainerPaths) -> dict[str, Any]:
+    """The upscale run's spec: the parent run's video, mounted from its run folder on the
+    same host, through the upscale control only."""
+    return {
+        "prompt": job.prompt,
+        "input_video_path": f"{paths.parent}/{OUTPUTS[0]}",
+        **{k: v for k, v in job.sampling.items() if k in UPSCALE_CARRIED},
+        "num_steps": UPSCALE_STEPS,
+        "batch_size": 1,
+        "upscale": {"control_weight": UPSCALE_WEIGHT},
+    }
+
+
+def command(job: Job, _input_names: dict[str, str], paths: ContainerPaths) -> list[str]:
+    """torchrun with one process per GPU of the job; --num_gpus must equal nproc. A job with
+    `enhance: true` runs the prompt upsampler first (on rank 0, so torchrun even for one GPU)
+    and offloads it before the diffusion model loads."""
     return [
         "torchrun",
         f"--nproc_per_node={job.gpus}",
@@ -56,7 +82,17 @@ def command(job: Job, paths: ContainerPaths) -> list[str]:
         str(job.gpus),
         "--offload_text_encoder_model",
         "--offload_guardrail_models",
+        *(ENHANCE_FLAGS if job.enhance else ()),
     ]
+
+
+def final_prompt(_log_lines: list[str], outputs: Path) -> str | None:
+    """The prompt the run ended with, upsampled or not: Transfer1 saves it beside the video."""
+    try:
+        text = (outputs / PROMPT_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text or None
 
 
 def guardrail_blocked(log_lines: list[str]) -> bool:

@@ -57,12 +57,12 @@ def build_spec(job: Job, input_names: dict[str, str], paths: ContainerPaths) -> 
 
 def _refuse_unexpressed(job: Job) -> None:
     """A job that bypassed validation must still never lose a parameter silently."""
-    found = problems({**job.sampling, "controls": job.controls})
+    found = problems({**job.sampling, "controls": job.controls, "enhance": job.enhance})
     if found:
         raise ValidationError([f"job {job.name}: {field}: {message}" for field, message in found])
 
 
-def command(job: Job, paths: ContainerPaths) -> list[str]:
+def command(job: Job, _input_names: dict[str, str], paths: ContainerPaths) -> list[str]:
     """torchrun with one process per GPU of the job; the context-parallel size follows the
     world size, so no other flag names the GPU count."""
     return [
@@ -89,6 +89,22 @@ def problems(raw: dict[str, Any]) -> list[Problem]:
         *_unsupported_controls(controls),
         *_control_fields_without_control(raw, controls),
         *_guidance(raw),
+        *_upscale(raw),
+        *_enhance(raw),
+    ]
+
+
+def _upscale(raw: dict[str, Any]) -> list[Problem]:
+    if raw.get("upscale") is not True:
+        return []
+    return [("upscale", f"profile {NAME} has no 4K upscaler; remove it or use profile transfer1")]
+
+
+def _enhance(raw: dict[str, Any]) -> list[Problem]:
+    if raw.get("enhance") is not True:
+        return []
+    return [
+        ("enhance", f"profile {NAME} has no prompt upsampler; remove it or use profile transfer1")
     ]
 
 

@@ -2,12 +2,13 @@
 
 from invoke import Collection
 
-from cosmos_driver.tasks import checkpoints, jobs, lab, provision, runs, video
+from cosmos_driver.tasks import checkpoints, enhance, jobs, lab, provision, runs, video
 
 namespace = Collection()
 for body in (
     jobs.infer,
     jobs.demo,
+    enhance.enhance,
     provision.setup,
     provision.health,
     runs.status,

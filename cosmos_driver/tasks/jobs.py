@@ -9,10 +9,10 @@ from invoke import task
 from rich.table import Table
 
 from cosmos_driver.ansible_adapter import AnsibleAdapter, inventory_hosts
-from cosmos_driver.batch import load_batch
+from cosmos_driver.batch import Batch, load_batch
 from cosmos_driver.batch_runner import BatchResult, BatchRunner
 from cosmos_driver.content import content_root
-from cosmos_driver.errors import ExecutionError, Interrupted
+from cosmos_driver.errors import ConfigurationError, ExecutionError, Interrupted
 from cosmos_driver.lab import lab as lab_control
 from cosmos_driver.lab.paths import LabPaths
 from cosmos_driver.provisioning import HostFacts
@@ -34,9 +34,16 @@ log = logging.getLogger(__name__)
 
 
 def _infer(batch_file: str, inventory: Path, store: RunStore, as_json: bool) -> BatchResult:
-    batch = load_batch(Path(batch_file))
+    return run_batch(load_batch(Path(batch_file)), inventory, store, as_json)
+
+
+def run_batch(
+    batch: Batch, inventory: Path, store: RunStore, as_json: bool, host: str | None = None
+) -> BatchResult:
+    """Run a batch on the inventory's hosts (only `host`, when given), with the live view on a
+    terminal; every task that runs jobs comes through here."""
     adapter = AnsibleAdapter(inventory, store.root / "tmp")
-    hosts = inventory_hosts(inventory)
+    hosts = _chosen_hosts(inventory_hosts(inventory), host, inventory)
     gpu_counts = _gpu_counts(hosts, HostFacts(store.root))
     log.info("batch %s: %d job(s) on %s", batch.batch_id, len(batch.jobs), ", ".join(hosts))
     view = BatchView(batch.batch_id)
@@ -51,6 +58,17 @@ def _infer(batch_file: str, inventory: Path, store: RunStore, as_json: bool) -> 
             return runner.run(batch)
     except KeyboardInterrupt:
         raise Interrupted(batch.batch_id) from None
+
+
+def _chosen_hosts(hosts: dict[str, dict], host: str | None, inventory: Path) -> dict[str, dict]:
+    """Every host of the inventory, or only the one asked for."""
+    if host is None:
+        return hosts
+    if host not in hosts:
+        raise ConfigurationError(
+            f"host {host!r} is not in {inventory}; it has {', '.join(hosts) or 'no hosts'}"
+        )
+    return {host: hosts[host]}
 
 
 def _gpu_counts(hosts: dict[str, dict], facts: HostFacts) -> dict[str, int]:

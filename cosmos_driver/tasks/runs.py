@@ -122,6 +122,7 @@ def _print_record(record: RunRecord, run_dir: Path) -> None:
         f"state {record.state} on {record.host or '-'}, GPUs "
         f"{','.join(record.gpu_devices) or '-'}, exit code {record.exit_code}"
     )
+    _print_prompts(record)
     for step in record.history:
         console.print(f"  {step.at}  {step.state}")
     for note in record.notes:
@@ -132,6 +133,14 @@ def _print_record(record: RunRecord, run_dir: Path) -> None:
             console.print(f"  | {line}", markup=False)
     for name in record.outputs + record.logs:
         console.print(f"  {run_dir / name}")
+
+
+def _print_prompts(record: RunRecord) -> None:
+    """The job's prompt and, when the upsampler rewrote it, the prompt the run ended with."""
+    if record.prompt is not None:
+        console.print(f"prompt: {record.prompt}", markup=False)
+    if record.enhanced_prompt is not None:
+        console.print(f"enhanced prompt: {record.enhanced_prompt}", markup=False)
 
 
 @task(

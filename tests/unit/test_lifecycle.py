@@ -290,7 +290,9 @@ def test_extravars_name_the_run_its_inputs_command_and_fetch_dir(store, job, mp4
             ],
             key=lambda i: i["name"],
         )
-        assert extravars["cosmos_job_command"] == transfer1.command(job, transfer1.ContainerPaths())
+        assert extravars["cosmos_job_command"] == transfer1.command(
+            job, {}, transfer1.ContainerPaths()
+        )
         assert "--nproc_per_node=2" in extravars["cosmos_job_command"]
         assert extravars["cosmos_job_gpu_devices"] == ["0", "1"]
         assert extravars["cosmos_job_after"] == []
@@ -301,7 +303,9 @@ def test_extravars_name_the_run_its_inputs_command_and_fetch_dir(store, job, mp4
             "run": "/cosmos/run",
             "inputs": "/cosmos/inputs",
             "checkpoints": "/cosmos/checkpoints",
+            "parent": "/cosmos/parent",
         }
+        assert extravars["cosmos_job_parent_run_id"] == ""
         json.dumps(extravars)  # extravars must be plain JSON for ansible-runner
 
 

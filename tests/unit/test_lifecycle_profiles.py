@@ -54,7 +54,7 @@ def test_transfer2_5_run_sends_its_spec_and_command_and_succeeds(store, job, mp4
     assert record.state is RunState.SUCCEEDED
     launch = adapter.calls[0].extravars
     profile = profile_named("transfer2.5")
-    assert launch["cosmos_job_command"] == profile.command(job, ContainerPaths())
+    assert launch["cosmos_job_command"] == profile.command(job, {}, ContainerPaths())
     sent = json.loads(Path(launch["cosmos_job_spec_src"]).read_text())
     assert sent["edge"] == {"control_weight": 0.6, "preset_edge_threshold": "low"}
     assert (sent["name"], sent["seed"], sent["guidance"]) == ("output", 5, 4)

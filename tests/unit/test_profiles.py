@@ -151,7 +151,7 @@ def test_transfer2_5_spec_refuses_a_job_that_skipped_validation(tmp_path):
 @pytest.mark.parametrize("gpus", [1, 4])
 def test_transfer2_5_command_is_torchrun_of_examples_inference(tmp_path, gpus):
     job = full_job(tmp_path, "transfer2.5", f"    gpus: {gpus}\n")
-    argv = profile_named("transfer2.5").command(job, ContainerPaths(run="/r"))
+    argv = profile_named("transfer2.5").command(job, {}, ContainerPaths(run="/r"))
     assert argv == [
         "torchrun",
         f"--nproc_per_node={gpus}",

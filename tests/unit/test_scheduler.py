@@ -24,6 +24,7 @@ from cosmos_driver.lifecycle import JobLifecycle, Placement, PreparedRun, RetryP
 from cosmos_driver.records import FailureReason, RunRecord, RunState
 from cosmos_driver.scheduler import Mode, Scheduler, Ticket
 from cosmos_driver.store import RunStore
+from cosmos_driver.upscale import prepare_upscale
 from tests.unit.conftest import make_mp4
 
 BATCH_ID = "sched-0123abcd"
@@ -549,3 +550,141 @@ def test_a_job_without_retries_fails_once(store, video, make_run):
     record = store.load_run(broken.run_id)
     assert sum(1 for t in record.history if t.state is RunState.RUNNING) == 1
     assert not [n for n in record.notes if "retry" in n.text]
+
+
+# --- dependent runs (4K upscale) -----------------------------------------------------------
+
+
+def make_upscale(store: RunStore, parent: PreparedRun) -> PreparedRun:
+    """The upscale run of `parent`, with the pending record BatchRunner writes."""
+    run = prepare_upscale(store, BATCH_ID, parent.run_id, parent.job)
+    record = RunRecord(run.run_id, BATCH_ID, run.job.name, kind="upscale")
+    record.parent_run_id = parent.run_id
+    record.move_to(RunState.PENDING)
+    store.save_run(record)
+    return run
+
+
+def container_of(fake: FakeHosts, run_id: str) -> tuple[str, float, float]:
+    """(host, start, end) of the one container `run_id` ran."""
+    (found,) = [
+        (host, start, end)
+        for (host, _), spans in fake.intervals.items()
+        for start, end, owner in spans
+        if owner == run_id
+    ]
+    return found
+
+
+def test_an_upscale_run_starts_after_its_parent_on_the_parents_host(store, video, make_run):
+    parent = make_run("parent", seconds=0.2)
+    upscale = make_upscale(store, parent)
+    others = [make_run(f"other-{i}", seconds=0.05) for i in range(3)]
+    fake = FakeHosts(video)
+    # The upscale ticket comes first: it must still wait for its parent.
+    run_all(store, fake, [Ticket(upscale), Ticket(parent), *(Ticket(o) for o in others)])
+
+    parent_host, _, parent_end = container_of(fake, parent.run_id)
+    upscale_host, upscale_start, _ = container_of(fake, upscale.run_id)
+    assert upscale_start >= parent_end
+    assert upscale_host == parent_host
+    record = store.load_run(upscale.run_id)
+    assert record.state is RunState.SUCCEEDED and record.host == parent_host
+    (launch,) = [
+        c
+        for c in fake.calls_of("job_launch.yml")
+        if c.limit == upscale_host and c.extravars["cosmos_job_run_id"] == upscale.run_id
+    ]
+    assert launch.extravars["cosmos_job_parent_run_id"] == parent.run_id
+    assert launch.extravars["cosmos_job_inputs"] == []  # nothing uploaded: it reads the parent's
+
+
+def test_an_upscale_run_goes_to_its_parents_host_even_when_another_is_free(store, video, make_run):
+    parent = make_run("parent")
+    store.update_run(
+        parent.run_id, lambda r: (setattr(r, "host", "h2"), r.move_to(RunState.SUCCEEDED))
+    )
+    upscale = make_upscale(store, parent)
+    fake = FakeHosts(video)
+    run_all(store, fake, [Ticket(upscale)], hosts={"h1": 1, "h2": 1})
+
+    assert fake.calls_of("job_launch.yml")[0].limit == "h2"
+    assert store.load_run(upscale.run_id).host == "h2"
+
+
+def test_a_failed_parent_fails_its_upscale_run_which_never_starts(store, video, make_run):
+    parent = make_run("parent", exit_code=3)
+    upscale = make_upscale(store, parent)
+    fake = FakeHosts(video)
+    run_all(store, fake, [Ticket(parent), Ticket(upscale)])
+
+    record = store.load_run(upscale.run_id)
+    assert record.state is RunState.FAILED
+    assert record.failure.reason is FailureReason.PARENT_FAILED
+    assert parent.run_id in record.failure.detail and "container_exit" in record.failure.detail
+    assert fake.playbooks_of(upscale.run_id) == []
+    assert [t.state for t in record.history] == [RunState.PENDING, RunState.FAILED]
+
+
+def test_a_cancelled_parent_cancels_its_upscale_run(store, video, make_run):
+    parent = make_run("parent")
+    upscale = make_upscale(store, parent)
+    store.request_cancel(parent.run_id)
+    fake = FakeHosts(video)
+    run_all(store, fake, [Ticket(parent), Ticket(upscale)])
+
+    record = store.load_run(upscale.run_id)
+    assert record.state is RunState.CANCELLED
+    assert record.failure.reason is FailureReason.CANCELLED
+    assert f"parent run {parent.run_id} was cancelled" in record.failure.detail
+    assert fake.calls == []
+
+
+def test_an_upscale_run_whose_parent_host_left_the_inventory_fails(store, video, make_run):
+    parent = make_run("parent")
+    store.update_run(
+        parent.run_id, lambda r: (setattr(r, "host", "gone"), r.move_to(RunState.SUCCEEDED))
+    )
+    upscale = make_upscale(store, parent)
+    fake = FakeHosts(video)
+    run_all(store, fake, [Ticket(upscale)])
+
+    record = store.load_run(upscale.run_id)
+    assert record.failure.reason is FailureReason.HOST_UNREACHABLE
+    assert "gone" in record.failure.detail and parent.run_id in record.failure.detail
+    assert fake.calls == []
+
+
+def test_an_upscale_run_waits_while_its_failed_parent_goes_round_again(
+    store, video, make_run, monkeypatch
+):
+    parent = make_run("parent", exit_code=3)
+    parent = replace(parent, job=replace(parent.job, retries=1))
+    upscale = make_upscale(store, parent)
+    real_retry = Scheduler._maybe_retry
+
+    def slow_retry(self, ticket, record):
+        time.sleep(0.7)  # the parent is recorded failed until its retry is queued
+        real_retry(self, ticket, record)
+
+    monkeypatch.setattr(Scheduler, "_maybe_retry", slow_retry)
+    run_all(store, FakeHosts(video), [Ticket(parent), Ticket(upscale)])
+
+    parent_record, record = store.load_run(parent.run_id), store.load_run(upscale.run_id)
+    assert sum(1 for t in parent_record.history if t.state is RunState.RUNNING) == 2
+    assert record.failure.reason is FailureReason.PARENT_FAILED
+    assert record.history[-1].at >= parent_record.history[-1].at
+
+
+def test_a_waiting_upscale_run_cancelled_by_kill_ends_cancelled_unstarted(store, video, make_run):
+    parent = make_run("parent", seconds=0.3)
+    upscale = make_upscale(store, parent)
+    store.request_cancel(upscale.run_id)  # what `kill --batch` leaves for a waiting run
+    fake = FakeHosts(video)
+    run_all(store, fake, [Ticket(parent), Ticket(upscale)])
+
+    record = store.load_run(upscale.run_id)
+    assert record.state is RunState.CANCELLED
+    assert record.failure.detail == "cancelled by `kill`"
+    assert fake.playbooks_of(upscale.run_id) == []
+    assert store.load_run(parent.run_id).state is RunState.SUCCEEDED

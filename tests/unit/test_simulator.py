@@ -21,6 +21,9 @@ from typing import Any
 
 import pytest
 
+from cosmos_driver.batch import Job
+from cosmos_driver.profiles import ContainerPaths, transfer1
+
 SIM_DIR = Path(__file__).resolve().parents[2] / "cosmos_driver" / "lab" / "simulator"
 TRANSFER = SIM_DIR / "transfer.py"
 TORCHRUN = SIM_DIR / "torchrun"
@@ -277,6 +280,39 @@ def test_upsample_prompt_needs_rank_and_prefixes_prompt(sim: Sim) -> None:
     upsampled = "Upsampled: " + EDGE_SPEC["prompt"]
     assert f"Upsampled prompt: {upsampled}" in result.stdout
     assert (sim.out / "output.txt").read_text(encoding="utf-8") == upsampled
+
+
+def frame_size(path: Path) -> str:
+    """Return the video stream's ``WIDTHxHEIGHT``."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=width,height", "-of", "csv=p=0:s=x", str(path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
+def test_the_drivers_upscale_spec_makes_a_3x_video_in_10_steps(sim: Sim, tmp_path: Path) -> None:
+    """The spec the driver writes for an upscale run, with its parent's video as the input."""
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    shutil.copy(sim.video, parent / "output.mp4")
+    job = Job("j", "a red car", {}, {"edge": 0.5})
+    spec = transfer1.build_upscale_spec(job, ContainerPaths(parent=str(parent)))
+    command = [
+        sys.executable, str(TORCHRUN), "--nproc_per_node=1", "--nnodes=1", str(TRANSFER),
+        "--checkpoint_dir", str(sim.root / "checkpoints"),
+        "--controlnet_specs", str(sim.spec(spec)),
+        "--video_save_folder", str(sim.out), "--num_gpus", "1",
+    ]  # fmt: skip
+    result = sim.run(command, {})
+    assert result.returncode == 0, result.stdout
+    assert frame_size(sim.out / "output.mp4") == "384x216"  # 128x72 in
+    assert count_frames(sim.out / "output.mp4") == INPUT_FRAMES
+    assert [int(m[2]) for m in PROGRESS.finditer(result.stdout)][-1] == 10
+    record = sim.record()
+    assert record["args"]["batch_size"] == 1
+    assert record["args"]["input_video_path"] == str(parent / "output.mp4")
 
 
 def read_until(fd: int, needle: bytes, timeout: float) -> bytes:

@@ -121,7 +121,7 @@ def value_after(argv: list[str], flag: str) -> str:
 
 @pytest.mark.parametrize("gpus", [1, 2, 4, 8])
 def test_command_uses_one_process_per_gpu(gpus):
-    argv = command(make_job(gpus=gpus), ContainerPaths())
+    argv = command(make_job(gpus=gpus), {}, ContainerPaths())
     assert argv[0] == "torchrun"
     nproc = [a for a in argv if a.startswith("--nproc_per_node")]
     assert nproc == [f"--nproc_per_node={gpus}"]
@@ -130,7 +130,7 @@ def test_command_uses_one_process_per_gpu(gpus):
 
 def test_command_runs_the_transfer_script_with_the_container_paths():
     paths = ContainerPaths(run="/r", inputs="/i", checkpoints="/ck")
-    argv = command(make_job(), paths)
+    argv = command(make_job(), {}, paths)
     assert transfer1.SCRIPT in argv
     assert argv.index(transfer1.SCRIPT) > argv.index("--node_rank=0")
     assert value_after(argv, "--checkpoint_dir") == "/ck"
@@ -142,7 +142,7 @@ def test_command_runs_the_transfer_script_with_the_container_paths():
 
 def test_command_never_names_a_spec_key():
     job = make_job()
-    argv = command(job, ContainerPaths())
+    argv = command(job, {}, ContainerPaths())
     spec = build_spec(job, NAMES, ContainerPaths())
     spec_scalars = {k for k, v in spec.items() if not isinstance(v, dict)}
     assert set(SAMPLING_FIELDS) <= spec_scalars
@@ -153,8 +153,8 @@ def test_command_never_names_a_spec_key():
 
 
 def test_command_does_not_depend_on_sampling_values():
-    bare = command(make_job(sampling={}), ContainerPaths())
-    full = command(make_job(), ContainerPaths())
+    bare = command(make_job(sampling={}), {}, ContainerPaths())
+    full = command(make_job(), {}, ContainerPaths())
     assert bare == full
     for value in ALL_SAMPLING.values():
         assert str(value) not in full
