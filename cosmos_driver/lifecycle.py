@@ -412,6 +412,7 @@ class JobLifecycle:
             "cosmos_job_gpu_devices": devices,
             "cosmos_job_after": list(placement.after) if placement else [],
             "cosmos_job_env": job.env,
+            "cosmos_job_profile": job.profile,
             "cosmos_job_parent_run_id": run.parent_id or "",
             "cosmos_job_container_paths": {
                 "run": self.paths.run,

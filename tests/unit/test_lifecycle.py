@@ -306,6 +306,7 @@ def test_extravars_name_the_run_its_inputs_command_and_fetch_dir(store, job, mp4
             "parent": "/cosmos/parent",
         }
         assert extravars["cosmos_job_parent_run_id"] == ""
+        assert extravars["cosmos_job_profile"] == "transfer1"  # picks the profile's image
         json.dumps(extravars)  # extravars must be plain JSON for ansible-runner
 
 
