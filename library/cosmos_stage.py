@@ -67,13 +67,16 @@ spec_path:
 import os
 import shutil
 import tempfile
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 SPEC_NAME = "spec.json"
 # What an earlier attempt of the run left: its exit and its collected tar must not stand for
 # this attempt's (a retry stages again; the container has not started yet).
-STALE = ("logs/container-exit.json", "collected.tar")
+BUNDLE_NAME = "collected.tar"
+STALE = ("logs/container-exit.json", BUNDLE_NAME)
+BUNDLE_MAX_AGE = 600
 
 
 def ensure_folders(paths):
@@ -99,6 +102,26 @@ def remove_stale(run_dir):
     if os.path.isdir(outputs) and os.listdir(outputs):
         shutil.rmtree(outputs)
         removed = True
+    return removed
+
+
+def prune_old_bundles(runs_dir, now=None):
+    """Remove other runs' collect tars older than BUNDLE_MAX_AGE seconds: each is a second
+    copy of a run's outputs, fetched seconds after it was written. A run whose tar was never
+    fetched (its driver died) gets a new one from the next collect, which rebuilds it from
+    outputs/ and logs/. Returns how many were removed."""
+    now = time.time() if now is None else now
+    removed = 0
+    if not os.path.isdir(runs_dir):
+        return removed
+    for entry in os.scandir(runs_dir):
+        bundle = os.path.join(entry.path, BUNDLE_NAME)
+        try:
+            if now - os.stat(bundle).st_mtime > BUNDLE_MAX_AGE:
+                os.unlink(bundle)
+                removed += 1
+        except OSError:
+            continue  # no tar there, or another stage removed it first
     return removed
 
 
@@ -138,6 +161,7 @@ def main():
         os.path.join(run_dir, "logs"),
     ]
     cleared = remove_stale(run_dir)
+    prune_old_bundles(os.path.dirname(run_dir))
     created = ensure_folders(folders)
     spec_path = os.path.join(run_dir, SPEC_NAME)
     written = write_if_changed(spec_path, params["spec"])

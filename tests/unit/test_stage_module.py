@@ -4,8 +4,10 @@ as Ansible runs it (its arguments in a JSON file), so its result is the one a pl
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,20 @@ def test_a_new_attempt_starts_with_an_empty_outputs_folder(tmp_path, host):
     assert result["changed"] is True
     assert outputs.is_dir()
     assert list(outputs.iterdir()) == []
+
+
+def test_staging_removes_other_runs_collect_tars_once_they_are_old(tmp_path, host):
+    runs = host / "runs"
+    old_run, fresh_run = runs / "run-old", runs / "run-fresh"
+    for run in (old_run, fresh_run):
+        (run / "outputs").mkdir(parents=True)
+        (run / "outputs" / "output.mp4").write_bytes(b"video")
+        (run / "collected.tar").write_bytes(b"tar")
+    hour_ago = time.time() - 3600
+    os.utime(old_run / "collected.tar", (hour_ago, hour_ago))
+
+    run_module(tmp_path, stage_args(host))
+
+    assert not (old_run / "collected.tar").exists()
+    assert (fresh_run / "collected.tar").exists()  # perhaps being fetched right now
+    assert (old_run / "outputs" / "output.mp4").exists()  # outputs are never pruned
