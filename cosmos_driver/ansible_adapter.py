@@ -6,6 +6,7 @@ out of what it writes, and cancels cleanly on Ctrl-C or a caller's event."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -179,7 +180,7 @@ class AnsibleAdapter:
         cancel = cancel or threading.Event()
         log.debug("playbook %s on %s starts", call.playbook, call.limit)
         try:
-            with SecretChannel(call.secrets) as channel:
+            with _channel_for(call.secrets) as channel:
                 runner = self._run_async(call, private_dir, collector, cancel, channel)
             if log_path is not None:
                 _append_stdout(runner, log_path)
@@ -198,7 +199,7 @@ class AnsibleAdapter:
         private_dir: Path,
         collector: _EventCollector,
         cancel: threading.Event,
-        channel: SecretChannel,
+        channel: SecretChannel | None,
     ) -> Any:
         thread, runner = ansible_runner.run_async(
             private_data_dir=str(private_dir),
@@ -207,7 +208,7 @@ class AnsibleAdapter:
             inventory=str(self.inventory),
             limit=call.limit,
             extravars=call.extravars,
-            envvars={**self._envvars(), SOCKET_ENV: str(channel.path)},
+            envvars={**self._envvars(), **({SOCKET_ENV: str(channel.path)} if channel else {})},
             tags=call.tags,
             cmdline=" ".join(f"-e @{shlex.quote(str(f))}" for f in call.vars_files) or None,
             timeout=call.timeout,
@@ -230,6 +231,12 @@ class AnsibleAdapter:
         }
         env.update({name: "" for name in SECRET_ENV_NAMES if name in os.environ})
         return env
+
+
+def _channel_for(secrets: dict[str, str]) -> contextlib.AbstractContextManager[Any]:
+    """A secret channel for the run when it has secrets; job phases have none, and a socket
+    and a thread per phase would be work on the hot path for nothing."""
+    return SecretChannel(secrets) if secrets else contextlib.nullcontext()
 
 
 def _put_ansible_on_path() -> None:

@@ -367,6 +367,12 @@ def action_logs(module, engine):
     name, dest = module.params["name"], module.params["dest"]
     if engine.inspect_container(name) is None:
         return dict(changed=False, exists=False)
+    save_log(module, engine, name, dest)
+    return dict(changed=True, exists=True, dest=dest)
+
+
+def save_log(module, engine, name, dest):
+    """Stream `logs` of an existing container into dest through a temp file in its folder."""
     folder = os.path.dirname(dest)
     if not os.path.isdir(folder):
         os.makedirs(folder)
@@ -381,7 +387,6 @@ def action_logs(module, engine):
         os.unlink(tmp)
         module.fail_json(msg="%s logs %s failed (rc %d)" % (module.params["engine"], name, rc))
     os.rename(tmp, dest)
-    return dict(changed=True, exists=True, dest=dest)
 
 
 def action_stop(module, engine):
@@ -406,12 +411,9 @@ def action_remove(module, engine):
 EXIT_FILE = "container-exit.json"
 
 
-def save_exit(engine, name, folder):
-    """Write the container's exit beside its log, so it outlives the container: a driver
-    that dies mid-collect learns the exit code from this file."""
-    state = engine.inspect_container(name)
-    if state is None:
-        return
+def save_exit(state, folder):
+    """Write the container's exit (from its inspected state) beside its log, so it outlives
+    the container: a driver that dies mid-collect learns the exit code from this file."""
     exit_ = dict(
         exit_code=int(state["State"]["ExitCode"]),
         started_at=state["State"].get("StartedAt"),
@@ -427,21 +429,32 @@ def save_exit(engine, name, folder):
 def action_collect(module, engine):
     """The end of a container's life in one run: stop it if it still runs, save its log and
     its exit, remove it, and list the files it left in list_dir."""
-    stopped = action_stop(module, engine)
-    saved = action_logs(module, engine) if stopped["exists"] else dict(changed=False)
-    if stopped["exists"]:
-        save_exit(engine, module.params["name"], os.path.dirname(module.params["dest"]))
-    removed = action_remove(module, engine)
+    name, dest = module.params["name"], module.params["dest"]
+    state = engine.inspect_container(name)
+    stopped = state is not None and state["State"]["Running"]
+    if state is not None:
+        state = finish_container(module, engine, state)
+        save_log(module, engine, name, dest)
+        save_exit(state, os.path.dirname(dest))
+        if not module.check_mode:
+            engine.call(["rm", "-f", name])
     files = top_level_files(module.params["list_dir"])
-    changed = stopped["changed"] or saved["changed"] or removed["changed"]
-    result = dict(
-        changed=changed, exists=stopped["exists"], stopped=stopped["changed"], files=files
-    )
+    exists = state is not None
+    result = dict(changed=exists, exists=exists, stopped=stopped, files=files)
     if module.params["bundle"]:
         log_folder = os.path.dirname(module.params["dest"])
         write_bundle(module.params["bundle"], files + top_level_files(log_folder))
         result["bundle"] = module.params["bundle"]
     return result
+
+
+def finish_container(module, engine, state):
+    """Stop a running container (SIGTERM, SIGKILL after the grace); its final state."""
+    if not state["State"]["Running"] or module.check_mode:
+        return state
+    name = module.params["name"]
+    engine.call(["stop", "-t", str(module.params["grace"]), name])
+    return engine.inspect_container(name) or state
 
 
 def top_level_files(folder):

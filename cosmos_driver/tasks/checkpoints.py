@@ -9,7 +9,6 @@ from typing import Any
 from invoke import task
 from rich.table import Table
 
-from cosmos_driver.ansible_adapter import AnsibleAdapter
 from cosmos_driver.checkpoints import (
     ManifestEntry,
     entries_from_module,
@@ -23,10 +22,10 @@ from cosmos_driver.tasks.common import (
     INVENTORY_HELP,
     JSON_HELP,
     STATE_DIR_HELP,
+    adapter_for,
     cli_errors,
     console,
     print_json,
-    resolve_inventory,
     state_store,
 )
 
@@ -52,7 +51,7 @@ def manifest(c, host, profile="transfer1", output=None, inventory=None, state_di
     Upstream publishes no hashes: download once, check the models work, then record the tree
     here so every other host is verified against it."""
     store = state_store(state_dir)
-    adapter = AnsibleAdapter(resolve_inventory(inventory), store.root / "tmp")
+    adapter = adapter_for(inventory, store)
     entries = entries_from_module(hash_checkpoint_tree(adapter, host))
     if not entries:
         raise ExecutionError(f"{host}: its checkpoint folder holds no files; nothing to record")
@@ -78,7 +77,7 @@ def verify(c, full=False, limit="all", inventory=None, state_dir=None, json=Fals
     Missing, wrong-size, wrong-hash and unexpected files are each named. Files unchanged
     since their last verification are not re-read unless --full."""
     store = state_store(state_dir)
-    adapter = AnsibleAdapter(resolve_inventory(inventory), store.root / "tmp")
+    adapter = adapter_for(inventory, store)
     reports = verify_checkpoints(adapter, limit, full)
     if json:
         print_json({"hosts": reports})

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from invoke.exceptions import Exit
 from rich.console import Console
 
+from cosmos_driver.ansible_adapter import AnsibleAdapter
 from cosmos_driver.errors import ConfigurationError, CosmosError
 from cosmos_driver.lab.paths import LabPaths
 from cosmos_driver.store import RunStore
@@ -75,6 +76,13 @@ def resolve_inventory(inventory: str | None) -> Path:
 
 def state_store(state_dir: str | None) -> RunStore:
     return RunStore(Path(state_dir or os.environ.get("COSMOS_STATE_DIR") or ".cosmos"))
+
+
+def adapter_for(inventory: str | Path | None, store: RunStore) -> AnsibleAdapter:
+    """The execution adapter for --inventory (resolved as resolve_inventory does), with its
+    scratch space in the state directory."""
+    path = inventory if isinstance(inventory, Path) else resolve_inventory(inventory)
+    return AnsibleAdapter(path, store.root / "tmp")
 
 
 def print_json(data: Any) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from invoke import task
 from rich.table import Table
 
-from cosmos_driver.ansible_adapter import AnsibleAdapter, inventory_hosts
+from cosmos_driver.ansible_adapter import inventory_hosts
 from cosmos_driver.batch import Batch, load_batch
 from cosmos_driver.batch_runner import BatchResult, BatchRunner
 from cosmos_driver.content import content_root
@@ -22,6 +22,7 @@ from cosmos_driver.tasks.common import (
     INVENTORY_HELP,
     JSON_HELP,
     STATE_DIR_HELP,
+    adapter_for,
     cli_errors,
     console,
     print_json,
@@ -42,7 +43,7 @@ def run_batch(
 ) -> BatchResult:
     """Run a batch on the inventory's hosts (only `host`, when given), with the live view on a
     terminal; every task that runs jobs comes through here."""
-    adapter = AnsibleAdapter(inventory, store.root / "tmp")
+    adapter = adapter_for(inventory, store)
     hosts = _chosen_hosts(inventory_hosts(inventory), host, inventory)
     gpu_counts = _gpu_counts(hosts, HostFacts(store.root))
     log.info("batch %s: %d job(s) on %s", batch.batch_id, len(batch.jobs), ", ".join(hosts))

@@ -10,17 +10,16 @@ from typing import Any
 from invoke import task
 from rich.table import Table
 
-from cosmos_driver.ansible_adapter import AnsibleAdapter
 from cosmos_driver.errors import ExecutionError
 from cosmos_driver.provisioning import STAGES, HostFacts, HostSetup, Secrets, run_health, run_setup
 from cosmos_driver.tasks.common import (
     INVENTORY_HELP,
     JSON_HELP,
     STATE_DIR_HELP,
+    adapter_for,
     cli_errors,
     console,
     print_json,
-    resolve_inventory,
     state_store,
 )
 
@@ -70,7 +69,7 @@ def setup(
     A host stops at its first failing stage; the others go on. The Hugging Face token comes
     from $HF_TOKEN (handed to the play without touching a file) or a vault file."""
     store = state_store(state_dir)
-    adapter = AnsibleAdapter(resolve_inventory(inventory), store.root / "tmp")
+    adapter = adapter_for(inventory, store)
     secrets = Secrets.gather(vault)
     with _progress(quiet=json) as on_task:
         reports = run_setup(adapter, limit, tags, secrets, bootstrap_checkpoints, on_task)
@@ -96,7 +95,7 @@ def health(c, inventory=None, limit="all", state_dir=None, json=False):
 
     Read-only. Exits 1 when a host is not ready (for CI), after printing every host."""
     store = state_store(state_dir)
-    adapter = AnsibleAdapter(resolve_inventory(inventory), store.root / "tmp")
+    adapter = adapter_for(inventory, store)
     reports = run_health(adapter, limit)
     HostFacts(store.root).save(reports)
     if json:

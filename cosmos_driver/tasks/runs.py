@@ -9,7 +9,6 @@ from pathlib import Path
 from invoke import task
 from rich.table import Table
 
-from cosmos_driver.ansible_adapter import AnsibleAdapter
 from cosmos_driver.errors import StoreError, ValidationError
 from cosmos_driver.kill import Killer
 from cosmos_driver.lifecycle import HostDown, JobLifecycle, PhaseFailed, RunRef
@@ -19,10 +18,10 @@ from cosmos_driver.tasks.common import (
     INVENTORY_HELP,
     JSON_HELP,
     STATE_DIR_HELP,
+    adapter_for,
     cli_errors,
     console,
     print_json,
-    resolve_inventory,
     state_store,
 )
 
@@ -165,9 +164,7 @@ def logs(c, run, follow=False, inventory=None, state_dir=None):
 
 def _follow(store: RunStore, run_id: str, log_file: Path, inventory: str | None) -> int:
     """Fetch and print the log as it grows until the run ends; return bytes printed."""
-    lifecycle = JobLifecycle(
-        AnsibleAdapter(resolve_inventory(inventory), store.root / "tmp"), store
-    )
+    lifecycle = JobLifecycle(adapter_for(inventory, store), store)
     printed = 0
     while True:
         record = store.load_run(run_id)
@@ -210,9 +207,7 @@ def kill(c, run=None, batch=None, grace=10, inventory=None, state_dir=None, json
         raise ValidationError("kill takes --run ID or --batch ID (one of them)")
     store = state_store(state_dir)
     run_ids = [store.find_run_id(run)] if run else [r.run_id for r in _batch_runs(store, batch)[1]]
-    lifecycle = JobLifecycle(
-        AnsibleAdapter(resolve_inventory(inventory), store.root / "tmp"), store
-    )
+    lifecycle = JobLifecycle(adapter_for(inventory, store), store)
     records = Killer(lifecycle, int(grace)).kill(run_ids)
     if json:
         print_json([r.to_json() for r in records])

@@ -21,7 +21,7 @@ from cosmos_driver.provisioning import (
     run_setup,
     selected_stages,
 )
-from cosmos_driver.tasks import provision
+from cosmos_driver.tasks import common
 from cosmos_driver.tasks.jobs import _gpu_counts
 
 
@@ -103,7 +103,7 @@ def made(monkeypatch: pytest.MonkeyPatch) -> list[FakeAdapter]:
         adapters.append(FakeAdapter(scratch_dir))
         return adapters[-1]
 
-    monkeypatch.setattr(provision, "AnsibleAdapter", fake_adapter)
+    monkeypatch.setattr(common, "AnsibleAdapter", fake_adapter)
     return adapters
 
 

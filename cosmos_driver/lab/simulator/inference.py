@@ -26,15 +26,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from simkit import Interrupted, diffuse, emit, install_signal_handlers, write_atomic
+
+PROGRESS_LABEL = "Sampling"
 SCRIPT_PATH = "/workspace/examples/inference.py"
 MODELS = ("edge", "depth", "seg", "vis", "edge/distilled")
 CONTROLS = ("edge", "vis", "depth", "seg")
@@ -71,8 +72,6 @@ BLOCK_EXTRAS = {
 # CLI overrides (`--negative-prompt` ...), applied to every sample.
 OVERRIDES = ("prompt", "negative_prompt", "seed", "guidance", "num_steps", "sigma_max")
 OUTPUT_FILTER = "negate"
-BAR_WIDTH = 10
-BAR_CHARS = " 123456789#"
 MAX_EXIT_CODE = 255
 TRUE_WORDS = ("1", "true", "yes", "on")
 
@@ -92,14 +91,6 @@ class SimError(Exception):
             f'  File "{SCRIPT_PATH}", in <module>\n'
             f"{self.exc_type}: {self.message}"
         )
-
-
-class Interrupted(BaseException):
-    """Raised from the signal handler so that every ``finally`` cleans up."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
 
 
 @dataclass(frozen=True)
@@ -123,17 +114,6 @@ class Sample:
     @property
     def name(self) -> str:
         return str(self.values["name"])
-
-
-def _on_signal(signum: int, _frame: FrameType | None) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise Interrupted(signum)
-
-
-def emit(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 def log(message: str, level: str = "INFO") -> None:
@@ -319,45 +299,6 @@ def read_controls() -> Controls:
     )
 
 
-def progress_line(step: int, total: int, elapsed: float) -> str:
-    """One tqdm-like line, e.g. ``... 14/35 [00:01<00:02,  9.80it/s]``."""
-    fraction = step / total
-    symbols = len(BAR_CHARS) - 1
-    full, part = divmod(int(fraction * BAR_WIDTH * symbols), symbols)
-    bar = (BAR_CHARS[-1] * full + BAR_CHARS[part] + " " * BAR_WIDTH)[:BAR_WIDTH]
-    rate = step / elapsed if elapsed > 0 else 0.0
-    left = clock((total - step) / rate) if rate else "?"
-    return (
-        f"Sampling: {fraction * 100:3.0f}%|{bar}| {step}/{total} "
-        f"[{clock(elapsed)}<{left}, {rate:5.2f}it/s]"
-    )
-
-
-def clock(seconds: float) -> str:
-    """``MM:SS``, as tqdm shows times under an hour."""
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes:02d}:{secs:02d}"
-
-
-def diffuse(num_steps: int, seconds: float) -> None:
-    """Spread ``seconds`` evenly over ``num_steps`` steps, one progress line per step."""
-    start = time.monotonic()
-    for step in range(1, num_steps + 1):
-        delay = start + seconds * step / num_steps - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        emit(progress_line(step, num_steps, time.monotonic() - start))
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_bytes(data)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def encode(source: Path, target: Path) -> None:
     """Write ``target`` from ``source`` with ffmpeg, keeping every frame, atomically."""
     partial = target.with_name(f".{target.name}.partial")
@@ -385,7 +326,7 @@ def generate(sample: Sample, args: argparse.Namespace, controls: Controls, secon
         if not args.keep_going:
             raise SimError("Guardrail blocked video2world generation.", "RuntimeError")
         return False
-    diffuse(sample.values["num_steps"], seconds)
+    diffuse(PROGRESS_LABEL, sample.values["num_steps"], seconds)
     if controls.exit_code:
         raise SimError(
             f"simulated failure (COSMOS_SIM_EXIT_CODE={controls.exit_code})",
@@ -421,8 +362,7 @@ def run(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the simulator and return its exit code (argparse errors exit 2 directly)."""
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    install_signal_handlers()
     try:
         return run(sys.argv[1:] if argv is None else argv)
     except SimError as err:

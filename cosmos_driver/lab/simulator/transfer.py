@@ -26,15 +26,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from simkit import Interrupted, diffuse, emit, install_signal_handlers, write_atomic
+
+PROGRESS_LABEL = "Diffusion sampling"
 SCRIPT_PATH = "/workspace/cosmos_transfer1/diffusion/inference/transfer.py"
 LOG_SOURCE = "cosmos_transfer1/diffusion/inference/transfer.py"
 MODEL_DIR = "nvidia/Cosmos-Transfer1-7B"
@@ -65,7 +66,6 @@ SIMULATOR_ENV = {
 OUTPUT_FILTER = "negate"
 UPSCALE_FILTER = "scale=iw*3:ih*3:flags=bicubic"
 UPSAMPLED_PREFIX = "Upsampled: "
-BAR_WIDTH = 10
 NO_VIDEO_MIN_SIGMA = 80.0
 MAX_EXIT_CODE = 255
 RECORDED_ENV = (
@@ -77,7 +77,6 @@ RECORDED_ENV = (
     "LOCAL_WORLD_SIZE",
     "MASTER_PORT",
 )
-BAR_CHARS = " 123456789#"
 LEVELS = ["very_low", "low", "medium", "high", "very_high"]
 
 DEFAULT_PROMPT = (
@@ -156,14 +155,6 @@ class SimError(Exception):
         )
 
 
-class Interrupted(BaseException):
-    """Raised from the signal handler so that every ``finally`` cleans up."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
 @dataclass(frozen=True)
 class Controls:
     """How the simulated run behaves (see the module docstring)."""
@@ -207,47 +198,10 @@ class RunRecord:
         self.write()
 
 
-class _SignalState:
-    """The first SIGTERM/SIGINT received; later ones are ignored during cleanup."""
-
-    received: int | None = None
-
-
-def _on_signal(signum: int, _frame: FrameType | None) -> None:
-    """Turn the first termination signal into :class:`Interrupted`."""
-    if _SignalState.received is not None:
-        return
-    _SignalState.received = signum
-    raise Interrupted(signum)
-
-
-def install_signal_handlers() -> None:
-    """Stop promptly on SIGTERM (``docker stop``) and SIGINT (Ctrl-C)."""
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-
-
-def emit(line: str) -> None:
-    """Print one stdout line and flush it, so followers see it at once."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
 def log(message: str, level: str = "INFO", func: str = "demo") -> None:
     """Print a line in the real script's log format."""
     stamp = time.strftime("%m-%d %H:%M:%S")
     emit(f"[{stamp}|{level}|{LOG_SOURCE}:{func}] {message}")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_bytes(data)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -574,50 +528,6 @@ def build_samples(args: argparse.Namespace, hints: dict[str, Any]) -> list[Sampl
     return samples
 
 
-def format_interval(seconds: float) -> str:
-    """Format seconds as tqdm does: ``MM:SS`` or ``H:MM:SS``."""
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours:d}:{minutes:02d}:{secs:02d}"
-    return f"{minutes:02d}:{secs:02d}"
-
-
-def progress_bar(fraction: float) -> str:
-    """Return tqdm's ascii bar of ``BAR_WIDTH`` characters."""
-    symbols = len(BAR_CHARS) - 1
-    full, partial = divmod(int(fraction * BAR_WIDTH * symbols), symbols)
-    bar = BAR_CHARS[-1] * full
-    if full < BAR_WIDTH:
-        bar += BAR_CHARS[partial] + BAR_CHARS[0] * (BAR_WIDTH - full - 1)
-    return bar
-
-
-def progress_line(step: int, total: int, elapsed: float) -> str:
-    """Return one tqdm-like progress line, e.g. ``... 14/35 [00:01<00:02,  9.80it/s]``."""
-    fraction = step / total
-    if elapsed > 0 and step > 0:
-        rate = step / elapsed
-        remaining = format_interval((total - step) / rate)
-        speed = f"{rate:5.2f}it/s" if rate >= 1 else f"{1 / rate:5.2f}s/it"
-    else:
-        remaining, speed = "?", "?it/s"
-    return (
-        f"Diffusion sampling: {fraction * 100:3.0f}%|{progress_bar(fraction)}| "
-        f"{step}/{total} [{format_interval(elapsed)}<{remaining}, {speed}]"
-    )
-
-
-def diffuse(num_steps: int, seconds: float) -> None:
-    """Spread ``seconds`` evenly over ``num_steps`` steps, printing one line per step."""
-    start = time.monotonic()
-    for step in range(1, num_steps + 1):
-        delay = start + seconds * step / num_steps - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        emit(progress_line(step, num_steps, time.monotonic() - start))
-
-
 def encode(source: Path, target: Path, video_filter: str, fps: int) -> None:
     """Write ``target`` from ``source`` with ffmpeg, keeping every frame, atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -709,7 +619,7 @@ def generate_batch(
     prompts = [upsample(s.prompt) if args.upsample_prompt else s.prompt for s in batch]
     if controls.guardrail:
         raise guardrail_crash()
-    diffuse(args.num_steps, seconds)
+    diffuse(PROGRESS_LABEL, args.num_steps, seconds)
     if controls.exit_code:
         raise SimError(
             f"simulated failure (COSMOS_SIM_EXIT_CODE={controls.exit_code})",
