@@ -226,6 +226,7 @@ class AnsibleAdapter:
             "ANSIBLE_HOST_KEY_CHECKING": "True",
             "ANSIBLE_ROLES_PATH": str(self.root / "roles"),
             "ANSIBLE_LIBRARY": str(self.root / "library"),
+            "ANSIBLE_MODULE_UTILS": str(self.root / "module_utils"),
             "ANSIBLE_LOOKUP_PLUGINS": str(self.root / "lookup_plugins"),
             "ANSIBLE_NOCOLOR": "1",
         }

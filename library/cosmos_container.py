@@ -78,6 +78,31 @@ options:
       containers to exit before starting (run), or for the engine to answer (engine_info).
     type: int
     default: 60
+  stage:
+    description:
+      - Stage the job's run directory before a C(run) (module_utils/cosmos_staging.py): drop
+        an earlier attempt's leftovers, create the folders, write the spec. When the input
+        store lacks an input, nothing starts and C(missing_inputs) names what to upload;
+        run again after the upload. A container that exists already is re-attached without
+        staging (its outputs are left alone).
+    type: dict
+    suboptions:
+      run_dir: {description: The run's folder on the host., type: path, required: true}
+      spec: {description: Content of spec.json in run_dir., type: str, required: true}
+      inputs_dir: {description: The content-addressed input store., type: path, required: true}
+      input_names:
+        description: File names the job needs in inputs_dir.
+        type: list
+        elements: str
+        default: []
+      folders:
+        description: Host-wide folders the job mounts.
+        type: list
+        elements: path
+        default: []
+      parent_outputs:
+        description: A dependent run's parent outputs folder, which must exist.
+        type: path
   after:
     description:
       - Containers that must have exited before this one starts (run). They hold the GPUs
@@ -142,6 +167,10 @@ container_id: {description: Full id of the container (run, wait), type: str, ret
 exists: {description: Whether the container or image exists, type: bool, returned: always}
 finished: {description: The container has exited (wait), type: bool, returned: wait}
 started: {description: The container runs or ran (run), type: bool, returned: run}
+missing_inputs:
+  description: Inputs to upload before the container can start (run with stage).
+  type: list
+  returned: run with stage
 started_at: {description: When the container started, engine time (wait), type: str, returned: wait}
 finished_at: {description: When it exited, engine time (wait), type: str, returned: when finished}
 log_tail: {description: Last lines of the container log (wait), type: list, returned: wait}
@@ -152,6 +181,8 @@ image_labels: {description: Labels of the image (image_info), type: dict, return
 image_id: {description: Id of the image (image_info, build), type: str, returned: when it exists}
 files: {description: Paths of the files in list_dir (collect), type: list, returned: collect}
 bundle: {description: The tar written (collect with bundle), type: str, returned: when bundled}
+bundle_size: {description: Size of the tar in bytes, type: int, returned: when bundled}
+bundle_sha256: {description: SHA-256 of the tar (cosmos_fetch), type: str, returned: when bundled}
 collected: {description: The wait collected the container too, type: bool, returned: when collected}
 installed:
   description: The engine CLI is on the host (engine_info).
@@ -199,6 +230,7 @@ timed_out:
   returned: run_once
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -207,6 +239,7 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.cosmos_staging import StagingError, stage_run
 
 
 class Engine(object):
@@ -284,6 +317,8 @@ def wait_for_exit(engine, names, timeout):
 
 
 def action_run(module, engine):
+    """Re-attach to the container if it exists; otherwise stage (when asked), wait for the
+    `after` containers to exit, and start it detached."""
     params = module.params
     existing = engine.inspect_container(params["name"])
     if existing is not None:
@@ -292,8 +327,9 @@ def action_run(module, engine):
         )
     if module.check_mode:
         return dict(changed=True, exists=False, started=False)
-    if not wait_for_exit(engine, params["after"], params["timeout"]):
-        return dict(changed=False, exists=False, started=False)
+    staged = stage(module)
+    if staged["missing_inputs"] or not wait_for_exit(engine, params["after"], params["timeout"]):
+        return dict(staged, exists=False, started=False)
     # Values travel in the CLI's environment, never on its command line (ps shows argv).
     saved = engine.env
     values = dict(params["env"], **params["secret_env"])
@@ -301,37 +337,59 @@ def action_run(module, engine):
     proc = engine.call(run_argv(params))
     engine.env = saved
     return dict(
-        changed=True, exists=True, started=True, container_id=proc.stdout.strip(), reattached=False
+        staged,
+        changed=True,
+        exists=True,
+        started=True,
+        container_id=proc.stdout.strip(),
+        reattached=False,
     )
+
+
+def stage(module):
+    """Stage the run directory when the task asks for it (the `stage` option)."""
+    wanted = module.params["stage"]
+    if not wanted:
+        return dict(changed=False, missing_inputs=[])
+    try:
+        staged = stage_run(**wanted)
+    except StagingError as exc:
+        module.fail_json(msg=str(exc))
+    return dict(changed=staged["changed"], missing_inputs=staged["missing_inputs"])
 
 
 def action_wait(module, engine):
     """Wait (bounded) for the container to exit; with collect_when_done, collect it in the
-    same module run once it has exited or is gone (one module run fewer per job)."""
-    result = wait_result(module, engine)
-    if not module.params["collect_when_done"]:
-        return result
-    if result["exists"] and not result["finished"]:
-        return result
-    if not module.params["dest"]:
+    same module run once it has exited or is gone (one module run fewer per job). A collect
+    reuses the state the wait saw and reads the log tail from the log it saved, so the end
+    of a job costs as few engine calls as it can."""
+    params = module.params
+    state, exited = wait_for_container(engine, params["name"], params["timeout"])
+    if not (params["collect_when_done"] and (state is None or exited)):
+        tail = log_tail(engine, params["name"], params["tail"]) if state else []
+        return wait_result(state, exited, tail)
+    if not params["dest"]:
         module.fail_json(msg="collect_when_done needs dest (where the log is saved)")
-    collected = action_collect(module, engine)
-    return dict(
-        result,
-        changed=collected["changed"],
-        collected=True,
-        files=collected["files"],
-        bundle=collected.get("bundle"),
-    )
+    collected = collect_container(module, engine, state)
+    result = wait_result(state, exited, file_tail(params["dest"], params["tail"]) if state else [])
+    bundle = dict((k, v) for k, v in collected.items() if k.startswith("bundle"))
+    changed = collected["changed"]
+    return dict(result, changed=changed, collected=True, files=collected["files"], **bundle)
 
 
-def wait_result(module, engine):
-    """The container's state after waiting up to `timeout` seconds for it to exit."""
-    name = module.params["name"]
+def wait_for_container(engine, name, timeout):
+    """The container's state after waiting up to `timeout` seconds for it to exit (None when
+    it does not exist), and whether it has exited."""
     if engine.inspect_container(name) is None:
-        return dict(changed=False, exists=False, finished=False)
-    proc = engine.call(["wait", name], check=False, timeout=module.params["timeout"])
+        return None, False
+    proc = engine.call(["wait", name], check=False, timeout=timeout)
     state = engine.inspect_container(name)
+    exited = state is not None and state["State"]["Status"] in ("exited", "dead")
+    return state, proc is not None and exited
+
+
+def wait_result(state, exited, tail):
+    """What a wait reports of the state it saw."""
     if state is None:
         return dict(changed=False, exists=False, finished=False)
     result = dict(
@@ -339,17 +397,27 @@ def wait_result(module, engine):
         exists=True,
         container_id=state["Id"],
         started_at=state["State"].get("StartedAt"),
-        log_tail=log_tail(engine, name, module.params["tail"]),
+        log_tail=tail,
+        finished=exited,
     )
-    if proc is None or state["State"]["Status"] not in ("exited", "dead"):
-        return dict(result, finished=False)
+    if not exited:
+        return result
     return dict(
         result,
-        finished=True,
         exit_code=int(state["State"]["ExitCode"]),
         finished_at=state["State"].get("FinishedAt"),
         oom_killed=bool(state["State"].get("OOMKilled")),
     )
+
+
+def file_tail(path, lines):
+    """The last `lines` lines of a saved log (the log collect wrote)."""
+    if lines <= 0 or not os.path.isfile(path):
+        return []
+    with open(path, "rb") as handle:
+        handle.seek(max(0, os.fstat(handle.fileno()).st_size - 64 * 1024))
+        text = handle.read().decode("utf-8", "replace")
+    return text.splitlines()[-lines:]
 
 
 def log_tail(engine, name, lines):
@@ -429,8 +497,12 @@ def save_exit(state, folder):
 def action_collect(module, engine):
     """The end of a container's life in one run: stop it if it still runs, save its log and
     its exit, remove it, and list the files it left in list_dir."""
+    return collect_container(module, engine, engine.inspect_container(module.params["name"]))
+
+
+def collect_container(module, engine, state):
+    """Collect given the container's last inspected state (None: it is gone)."""
     name, dest = module.params["name"], module.params["dest"]
-    state = engine.inspect_container(name)
     stopped = state is not None and state["State"]["Running"]
     if state is not None:
         state = finish_container(module, engine, state)
@@ -443,8 +515,8 @@ def action_collect(module, engine):
     result = dict(changed=exists, exists=exists, stopped=stopped, files=files)
     if module.params["bundle"]:
         log_folder = os.path.dirname(module.params["dest"])
-        write_bundle(module.params["bundle"], files + top_level_files(log_folder))
-        result["bundle"] = module.params["bundle"]
+        size, digest = write_bundle(module.params["bundle"], files + top_level_files(log_folder))
+        result.update(bundle=module.params["bundle"], bundle_size=size, bundle_sha256=digest)
     return result
 
 
@@ -466,14 +538,31 @@ def top_level_files(folder):
 
 def write_bundle(path, files):
     """One uncompressed tar of the given files as <their folder name>/<name>, written
-    atomically: a single fetch brings a run home instead of one fetch per file."""
+    atomically: a single fetch brings a run home instead of one fetch per file. Returns its
+    size and SHA-256, which the fetch checks instead of asking the host again."""
     fd, tmp = tempfile.mkstemp(prefix=".bundle.", dir=os.path.dirname(path))
-    os.close(fd)
-    with tarfile.open(tmp, "w") as bundle:
-        for name in files:
-            arcname = "%s/%s" % (os.path.basename(os.path.dirname(name)), os.path.basename(name))
-            bundle.add(name, arcname=arcname, recursive=False)
+    with os.fdopen(fd, "w+b") as raw:
+        with tarfile.open(fileobj=raw, mode="w") as bundle:
+            for name in files:
+                bundle.add(name, arcname=bundle_name(name), recursive=False)
+        size, digest = file_digest(raw)
     os.rename(tmp, path)
+    return size, digest
+
+
+def bundle_name(path):
+    """A file's name in the tar: <its folder's name>/<its name> (outputs/x, logs/y)."""
+    return "%s/%s" % (os.path.basename(os.path.dirname(path)), os.path.basename(path))
+
+
+def file_digest(handle):
+    """Size and SHA-256 of an open file, read from its start in 4 MiB blocks."""
+    handle.seek(0)
+    digest, size = hashlib.sha256(), 0
+    for block in iter(lambda: handle.read(4 << 20), b""):
+        digest.update(block)
+        size += len(block)
+    return size, digest.hexdigest()
 
 
 def action_find(module, engine):
@@ -652,6 +741,17 @@ def main():
             engine_args=dict(type="list", elements="str", default=[]),
             timeout=dict(type="int", default=60),
             after=dict(type="list", elements="str", default=[]),
+            stage=dict(
+                type="dict",
+                options=dict(
+                    run_dir=dict(type="path", required=True),
+                    spec=dict(type="str", required=True),
+                    inputs_dir=dict(type="path", required=True),
+                    input_names=dict(type="list", elements="str", default=[]),
+                    folders=dict(type="list", elements="path", default=[]),
+                    parent_outputs=dict(type="path"),
+                ),
+            ),
             tail=dict(type="int", default=0),
             grace=dict(type="int", default=10),
             dest=dict(type="path"),

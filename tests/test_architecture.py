@@ -34,7 +34,8 @@ LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical", "lo
 
 def python_files(root: Path) -> list[Path]:
     files = [root / "tasks.py", *sorted((root / "cosmos_driver").rglob("*.py"))]
-    files += sorted((root / "library").rglob("*.py"))
+    for folder in ("library", "module_utils"):
+        files += sorted((root / folder).rglob("*.py"))
     return [f for f in files if f.exists() and "simulator" not in f.parts]
 
 

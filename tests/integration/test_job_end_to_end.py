@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
+import uuid
 
 import cv2
 
@@ -199,3 +201,35 @@ def test_mismatched_inputs_fail_before_upload_naming_each(lab, tmp_path):
     assert any("job mixed" in p and "depth" in p and "frame" in p for p in problems), problems
     assert any("job mixed" in p and "depth" in p and "160" in p for p in problems), problems
     assert not (state / "runs").exists()
+
+
+def test_an_input_the_host_lacks_is_uploaded_before_the_start(lab, tmp_path):
+    """The launch starts nothing while the host's input store lacks an input: the play
+    uploads it, named by its sha256, then starts the job."""
+    fresh = tmp_path / "inputs" / "fresh-color.mp4"
+    write_batch(tmp_path, "unused", [job("x")])
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x176:rate=24",
+         "-frames:v", "24", "-c:v", "mpeg4", "-metadata", f"comment={uuid.uuid4()}",
+         str(fresh)],
+        check=True,
+    )  # fmt: skip
+    name = hashlib.sha256(fresh.read_bytes()).hexdigest() + ".mp4"
+    stores = {f"lab-{i}": lab.paths.remote_root(i) / "inputs" / name for i in (1, 2)}
+    assert not any(store.exists() for store in stores.values()), "the input must be new"
+    fresh_job = job("fresh", inputs={"color": "inputs/fresh-color.mp4"})
+    batch = write_batch(tmp_path, "fresh", [fresh_job])
+
+    result = cosmos("infer", "--batch", str(batch), "--state-dir", str(tmp_path / "state"),
+                    "--inventory", str(lab.inventory), "--json")  # fmt: skip
+
+    assert result.code == 0, result.stderr
+    (run,) = result.json()["runs"]
+    assert run["state"] == "succeeded"
+    assert [host for host, store in stores.items() if store.exists()] == [run["host"]]
+    assert stores[run["host"]].read_bytes() == fresh.read_bytes()
+    run_dir = tmp_path / "state" / "runs" / run["run_id"]
+    assert frame_count(run_dir / "outputs" / "output.mp4") == 24
+    playbook_log = (run_dir / "logs" / "ansible.log").read_text()
+    assert playbook_log.count("PLAY [Cosmos job | launch]") == 1, "upload and start: one play"
+    assert "Start now that every input is there" in playbook_log

@@ -6,9 +6,14 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+import ansible.module_utils
 import cv2
 import numpy as np
 import pytest
+
+# The modules under library/ import our shared code as Ansible ships it to a host:
+# ansible.module_utils.cosmos_staging (ansible.cfg: module_utils = ./module_utils).
+ansible.module_utils.__path__.append(str(Path(__file__).resolve().parents[2] / "module_utils"))
 
 
 def make_mp4(path: Path, frames: int = 8, size: tuple[int, int] = (64, 48)) -> Path:

@@ -3,6 +3,7 @@ its actions over a fake engine (the Engine's call and inspect methods)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import tarfile
@@ -217,6 +218,8 @@ def test_collect_bundles_the_outputs_and_logs_for_one_fetch(run_dir, engine_cli)
         log = archive.extractfile("logs/container.log").read()
     assert log == f"log of {NAME}\n".encode()
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".bundle.")]
+    assert result["bundle_size"] == bundle.stat().st_size
+    assert result["bundle_sha256"] == hashlib.sha256(bundle.read_bytes()).hexdigest()
 
 
 def test_collect_without_an_outputs_folder_lists_nothing(run_dir, engine_cli):
@@ -390,3 +393,75 @@ def test_wait_collects_a_container_that_is_gone(run_dir, engine_cli):
     assert (result["exists"], result["collected"]) == (False, True)
     assert engine.calls == []
     assert (run_dir / "collected.tar").exists()
+
+
+def test_wait_that_collects_reads_the_log_tail_from_the_saved_log(run_dir, engine_cli):
+    engine = ContainerEngine(engine_cli, "exited")
+
+    result = wait(engine, run_dir, tail=5)
+
+    assert result["log_tail"] == [f"log of {NAME}"]
+    assert ["logs", "--tail", "5", NAME] not in engine.calls  # one engine call fewer
+
+
+def test_wait_that_does_not_collect_asks_the_engine_for_the_tail(run_dir, engine_cli):
+    engine = ContainerEngine(engine_cli, "running")
+
+    wait(engine, run_dir, tail=5)
+
+    assert ["logs", "--tail", "5", NAME] in engine.calls
+
+
+# --- run: stage, then start, in one module run ---------------------------------------------
+
+
+def start(engine: ContainerEngine, host: Path, names: list[str]) -> dict:
+    stage = {
+        "run_dir": str(host / "runs" / "run-1"),
+        "spec": '{"seed": 1}',
+        "inputs_dir": str(host / "inputs"),
+        "input_names": names,
+        "folders": [],
+        "parent_outputs": None,
+    }
+    module = SimpleNamespace(
+        params=params(after=[], timeout=5, stage=stage), check_mode=False, fail_json=fail_json
+    )
+    return cosmos_container.action_run(module, engine)
+
+
+def test_run_stages_and_starts_in_one_module_run_when_the_host_holds_the_inputs(
+    tmp_path, engine_cli
+):
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "inputs" / "aaa.mp4").write_bytes(b"video")
+    engine = ContainerEngine(engine_cli, None)
+
+    result = start(engine, tmp_path, ["aaa.mp4"])
+
+    assert (result["started"], result["missing_inputs"]) == (True, [])
+    assert (tmp_path / "runs" / "run-1" / "spec.json").read_text() == '{"seed": 1}'
+    assert [call[0] for call in engine.calls] == ["run"]
+
+
+def test_run_starts_nothing_while_an_input_is_missing(tmp_path, engine_cli):
+    engine = ContainerEngine(engine_cli, None)
+
+    result = start(engine, tmp_path, ["aaa.mp4"])
+
+    assert (result["started"], result["missing_inputs"]) == (False, ["aaa.mp4"])
+    assert engine.calls == []
+    assert (tmp_path / "runs" / "run-1" / "spec.json").exists()  # staged all the same
+
+
+def test_run_reattaches_to_an_existing_container_without_staging(tmp_path, engine_cli):
+    outputs = tmp_path / "runs" / "run-1" / "outputs"
+    outputs.mkdir(parents=True)
+    (outputs / "output.mp4").write_bytes(b"being written")
+    engine = ContainerEngine(engine_cli, "running")
+
+    result = start(engine, tmp_path, ["aaa.mp4"])
+
+    assert (result["started"], result["reattached"]) == (True, True)
+    assert (outputs / "output.mp4").exists()  # a running job's outputs are left alone
+    assert engine.calls == []

@@ -1,30 +1,22 @@
-"""The stage module: one run makes a job's run directory ready on real temp folders. It is run
-as Ansible runs it (its arguments in a JSON file), so its result is the one a play sees."""
+"""Staging (module_utils/cosmos_staging.py, run by cosmos_container's `run` action before it
+starts a job): one call makes a job's run directory ready, on real temp folders."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from ansible.module_utils.cosmos_staging import StagingError, stage_run
 
-MODULE = Path(__file__).resolve().parents[2] / "library" / "cosmos_stage.py"
 SPEC = json.dumps({"prompt": "a robot arm", "seed": 5})
 
 
-def run_module(tmp_path: Path, args: dict) -> dict:
-    """Run the module file with its arguments in a JSON file; its result, or fail."""
-    args_file = tmp_path / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    done = subprocess.run(
-        [sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout)
+def stage(args: dict) -> dict:
+    """Stage with the arguments the task passes."""
+    return stage_run(**args)
 
 
 @pytest.fixture
@@ -44,7 +36,7 @@ def stage_args(host: Path, spec: str = SPEC, names: list[str] | None = None) -> 
 
 
 def test_first_stage_creates_the_folders_and_writes_the_spec(tmp_path, host):
-    result = run_module(tmp_path, stage_args(host))
+    result = stage(stage_args(host))
 
     run_dir = host / "runs" / "run-1"
     for folder in (host / "hf-cache", host / "inputs", run_dir / "outputs", run_dir / "logs"):
@@ -58,11 +50,11 @@ def test_first_stage_creates_the_folders_and_writes_the_spec(tmp_path, host):
 
 
 def test_a_second_stage_with_the_same_spec_changes_nothing(tmp_path, host):
-    run_module(tmp_path, stage_args(host))
+    stage(stage_args(host))
     spec = host / "runs" / "run-1" / "spec.json"
     before = spec.stat()
 
-    result = run_module(tmp_path, stage_args(host))
+    result = stage(stage_args(host))
 
     assert result["changed"] is False
     after = spec.stat()
@@ -70,10 +62,10 @@ def test_a_second_stage_with_the_same_spec_changes_nothing(tmp_path, host):
 
 
 def test_a_changed_spec_is_written_again(tmp_path, host):
-    run_module(tmp_path, stage_args(host))
+    stage(stage_args(host))
     changed_spec = json.dumps({"prompt": "a robot arm", "seed": 6})
 
-    result = run_module(tmp_path, stage_args(host, spec=changed_spec))
+    result = stage(stage_args(host, spec=changed_spec))
 
     assert result["changed"] is True
     assert (host / "runs" / "run-1" / "spec.json").read_text() == changed_spec
@@ -84,7 +76,7 @@ def test_missing_inputs_are_the_names_the_store_lacks_in_the_jobs_order(tmp_path
     (host / "inputs" / "bbb.mp4").write_bytes(b"already uploaded")
     (host / "inputs" / "ccc.mp4").mkdir()  # not a file: still missing
 
-    result = run_module(tmp_path, stage_args(host, names=["ddd.mp4", "bbb.mp4", "ccc.mp4"]))
+    result = stage(stage_args(host, names=["ddd.mp4", "bbb.mp4", "ccc.mp4"]))
 
     assert result["missing_inputs"] == ["ddd.mp4", "ccc.mp4"]
 
@@ -93,18 +85,18 @@ def test_a_host_holding_every_input_needs_no_upload(tmp_path, host):
     (host / "inputs").mkdir(parents=True)
     for name in ("aaa.mp4", "bbb.mp4"):
         (host / "inputs" / name).write_bytes(b"video")
-    assert run_module(tmp_path, stage_args(host))["missing_inputs"] == []
-    assert run_module(tmp_path, stage_args(host, names=[]))["missing_inputs"] == []
+    assert stage(stage_args(host))["missing_inputs"] == []
+    assert stage(stage_args(host, names=[]))["missing_inputs"] == []
 
 
 def test_a_new_attempt_drops_the_exit_and_tar_an_earlier_attempt_left(tmp_path, host):
-    run_module(tmp_path, stage_args(host))
+    stage(stage_args(host))
     run_dir = host / "runs" / "run-1"
     (run_dir / "logs" / "container-exit.json").write_text('{"exit_code": 1}')
     (run_dir / "logs" / "container.log").write_text("attempt 1\n")
     (run_dir / "collected.tar").write_bytes(b"tar")
 
-    result = run_module(tmp_path, stage_args(host))
+    result = stage(stage_args(host))
 
     assert result["changed"] is True
     assert not (run_dir / "logs" / "container-exit.json").exists()
@@ -113,11 +105,11 @@ def test_a_new_attempt_drops_the_exit_and_tar_an_earlier_attempt_left(tmp_path, 
 
 
 def test_a_new_attempt_starts_with_an_empty_outputs_folder(tmp_path, host):
-    run_module(tmp_path, stage_args(host))
+    stage(stage_args(host))
     outputs = host / "runs" / "run-1" / "outputs"
     (outputs / "output.mp4").write_bytes(b"attempt 1")
 
-    result = run_module(tmp_path, stage_args(host))
+    result = stage(stage_args(host))
 
     assert result["changed"] is True
     assert outputs.is_dir()
@@ -134,8 +126,19 @@ def test_staging_removes_other_runs_collect_tars_once_they_are_old(tmp_path, hos
     hour_ago = time.time() - 3600
     os.utime(old_run / "collected.tar", (hour_ago, hour_ago))
 
-    run_module(tmp_path, stage_args(host))
+    stage(stage_args(host))
 
     assert not (old_run / "collected.tar").exists()
     assert (fresh_run / "collected.tar").exists()  # perhaps being fetched right now
     assert (old_run / "outputs" / "output.mp4").exists()  # outputs are never pruned
+
+
+def test_a_dependent_run_needs_its_parents_outputs_on_the_host(tmp_path, host):
+    parent_outputs = host / "runs" / "parent-1" / "outputs"
+
+    with pytest.raises(StagingError, match="run the parent here first"):
+        stage({**stage_args(host), "parent_outputs": str(parent_outputs)})
+
+    parent_outputs.mkdir(parents=True)
+    result = stage({**stage_args(host), "parent_outputs": str(parent_outputs)})
+    assert result["missing_inputs"] == ["aaa.mp4", "bbb.mp4"]
