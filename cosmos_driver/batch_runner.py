@@ -64,7 +64,12 @@ class BatchRunner:
     def _check_fits(self, batch: Batch) -> None:
         if not self.gpu_counts:
             raise ConfigurationError(f"{self.adapter.inventory}: the inventory lists no hosts")
-        largest = max(max(c, 1) for c in self.gpu_counts.values())
+        largest = max(self.gpu_counts.values())
+        if largest == 0:
+            raise ConfigurationError(
+                f"{self.adapter.inventory}: no host has a GPU (cosmos_gpu_count is 0 on every "
+                "host); set cosmos_gpu_count on the GPU hosts"
+            )
         problems = [
             f"{batch.source}: job {job.name}: asks for {job.gpus} GPUs; the largest host "
             f"of the inventory has {largest} (cosmos_gpu_count)"

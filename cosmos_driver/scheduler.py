@@ -90,8 +90,10 @@ class Scheduler:
 
     def __init__(self, lifecycle: JobLifecycle, gpu_counts: dict[str, int]) -> None:
         self.lifecycle = lifecycle
+        # A host with no GPU (cosmos_gpu_count: 0) stays known, for runs found on it, but
+        # no run fits it.
         self.hosts = {
-            name: Host(name, [Device(str(i)) for i in range(max(count, 1))])
+            name: Host(name, [Device(str(i)) for i in range(max(count, 0))])
             for name, count in gpu_counts.items()
         }
         self.cond = threading.Condition()

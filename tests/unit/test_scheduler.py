@@ -254,6 +254,16 @@ def test_every_run_succeeds_across_both_hosts(store, video, make_run):
     assert all(r.outputs == ["outputs/output.mp4"] for r in ended)
 
 
+def test_a_host_without_gpus_gets_no_run(store, video, make_run):
+    runs = [make_run(f"job-{i}") for i in range(4)]
+    fake = FakeHosts(video)
+    run_all(store, fake, [Ticket(run) for run in runs], hosts={"h1": 2, "cpu-only": 0})
+
+    ended = records(store, runs)
+    assert [r.state for r in ended] == [RunState.SUCCEEDED] * 4
+    assert {r.host for r in ended} == {"h1"}
+
+
 def test_successors_are_staged_while_the_holders_run(store, video, make_run):
     runs = [make_run(f"job-{i}", seconds=0.15) for i in range(10)]
     fake = FakeHosts(video)
