@@ -163,22 +163,38 @@ def logs(c, run, follow=False, inventory=None, state_dir=None):
 
 
 def _follow(store: RunStore, run_id: str, log_file: Path, inventory: str | None) -> int:
-    """Fetch and print the log as it grows until the run ends; return bytes printed."""
+    """Fetch and print the log as it grows until the run ends; return bytes printed. A run
+    still queued is waited for while an `infer` drives its batch."""
     lifecycle = JobLifecycle(adapter_for(inventory, store), store)
     printed = 0
     while True:
         record = store.load_run(run_id)
-        if record is None or record.state in ENDED_STATES or not record.host:
+        if record is None or not _worth_following(store, lifecycle, record):
             return printed
-        if record.state is RunState.RUNNING:
-            try:
-                lifecycle.peek(RunRef(run_id, record.batch_id), record.host)
-            except (HostDown, PhaseFailed) as failed:
-                console.print(
-                    f"(could not read the log from {record.host}: {failed})", style="yellow"
-                )
         printed = _print_new(log_file, printed)
         time.sleep(FOLLOW_SECONDS)
+
+
+def _worth_following(store: RunStore, lifecycle: JobLifecycle, record: RunRecord) -> bool:
+    """Not ended, and either its container is there to read or a live driver moves it on
+    (a run left `running` by a driver that died ends the follow once its container is gone)."""
+    if record.state in ENDED_STATES:
+        return False
+    driven = store.is_driven(record.batch_id)
+    if record.state is RunState.RUNNING and record.host:
+        return _peek(lifecycle, record) or driven
+    return driven
+
+
+def _peek(lifecycle: JobLifecycle, record: RunRecord) -> bool:
+    """Fetch the log so far into the run folder; False when the container is gone or its
+    host does not answer."""
+    assert record.host is not None
+    try:
+        return lifecycle.peek(RunRef(record.run_id, record.batch_id), record.host)
+    except (HostDown, PhaseFailed) as failed:
+        console.print(f"(could not read the log from {record.host}: {failed})", style="yellow")
+        return False
 
 
 def _print_new(log_file: Path, printed: int) -> int:
