@@ -35,8 +35,16 @@ def _runs_table(records: list[RunRecord], title: str) -> Table:
     for r in records:
         step = f"{r.progress.step}/{r.progress.steps}" if r.progress else ""
         why = f"{r.failure.reason}: {r.failure.detail}" if r.failure else ""
-        table.add_row(r.run_id, r.host or "", str(r.state), step, why)
+        table.add_row(_run_label(r), r.host or "", str(r.state), step, why)
     return table
+
+
+def _run_label(record: RunRecord) -> str:
+    """The run id; an upscale or enhance run also says what it is (and whose output it reads)."""
+    if record.kind == "inference":
+        return record.run_id
+    parent = f" of {record.parent_run_id}" if record.parent_run_id else ""
+    return f"{record.run_id}\n({record.kind}{parent})"
 
 
 def _counts(records: list[RunRecord]) -> str:
