@@ -147,9 +147,8 @@ class Scheduler:
 
     def _place_next(self) -> Ticket | None:
         """The first pending ticket that fits a healthy host now (called under the lock)."""
-        if self.pending and not self.active and not any(h.healthy for h in self.hosts.values()):
-            self._fail_everything_pending()
-            return None
+        if self.pending and not self.active:
+            self._fail_unplaceable()
         for ticket in list(self.pending):
             if self._ended_in_queue(ticket):
                 continue
@@ -184,9 +183,11 @@ class Scheduler:
         if blocked or parent is None or parent.state is not RunState.SUCCEEDED:
             return blocked
         host = self.hosts.get(parent.host or "")
-        if host is not None and (host.healthy or host.busy()):
+        if host is not None and host.devices and (host.healthy or host.busy()):
             return None  # a busy host set aside comes back when its runs' waits get through
         why = self.down_reasons.get(parent.host or "", "not in the inventory")
+        if host is not None and not host.devices:
+            why = "it has no GPU slot (cosmos_gpu_count: 0)"
         return Verdict(
             FailureReason.HOST_UNREACHABLE,
             f"{parent.host}, which holds the output of parent run {run.parent_id}, "
@@ -415,13 +416,21 @@ class Scheduler:
             self.hosts[host].healthy = True
             self.cond.notify_all()
 
-    def _fail_everything_pending(self) -> None:
-        while self.pending:
-            ticket = self.pending.popleft()
+    def _fail_unplaceable(self) -> None:
+        """With nothing in progress, no host will come back or free a device: a pending run
+        that no healthy host has room for, even when idle, fails now instead of waiting."""
+        for ticket in list(self.pending):
+            gpus = ticket.run.job.gpus
+            if any(h.healthy and len(h.devices) >= gpus for h in self.hosts.values()):
+                continue
+            self.pending.remove(ticket)
             reasons = "; ".join(f"{h}: {why}" for h, why in sorted(self.down_reasons.items()))
-            verdict = Verdict(
-                FailureReason.HOST_UNREACHABLE, f"no host of the inventory answers ({reasons})"
+            detail = (
+                f"no host that answers has {gpus} GPU slot(s)"
+                if any(h.healthy for h in self.hosts.values())
+                else "no host of the inventory answers"
             )
+            verdict = Verdict(FailureReason.HOST_UNREACHABLE, f"{detail} ({reasons or 'none'})")
             self.lifecycle.judge(ticket.run, verdict, None, None)
 
     def _report_hosts(self) -> None:

@@ -406,6 +406,31 @@ def test_every_host_down_fails_the_pending_runs_as_host_unreachable(store, video
     assert {c.playbook for c in fake.calls} == {"job_launch.yml"}
 
 
+def test_gpu_hosts_down_fail_the_pending_runs_though_a_host_without_gpus_answers(
+    store, video, make_run
+):
+    runs = [make_run(f"job-{i}") for i in range(2)]
+    fake = FakeHosts(video, unreachable={"job_launch.yml": {"h1"}})
+    run_all(store, fake, [Ticket(run) for run in runs], hosts={"h1": 2, "cpu-only": 0})
+
+    ended = records(store, runs)
+    assert [r.failure.reason for r in ended] == [FailureReason.HOST_UNREACHABLE] * 2
+    assert "no host that answers has 1 GPU slot(s)" in ended[0].failure.detail
+
+
+def test_a_job_bigger_than_every_host_still_answering_fails_once_nothing_runs(
+    store, video, make_run
+):
+    big, small = make_run("big", gpus=2), make_run("small")
+    fake = FakeHosts(video, unreachable={"job_launch.yml": {"h2"}})
+    run_all(store, fake, [Ticket(big), Ticket(small)], hosts={"h1": 1, "h2": 2})
+
+    assert store.load_run(small.run_id).state is RunState.SUCCEEDED
+    failed = store.load_run(big.run_id)
+    assert failed.failure.reason is FailureReason.HOST_UNREACHABLE
+    assert "has 2 GPU slot(s)" in failed.failure.detail
+
+
 def test_a_host_down_while_a_run_waits_is_waited_out(store, video, make_run):
     run = make_run("job", seconds=0.2)
     fake = FakeHosts(video)
@@ -662,6 +687,21 @@ def test_an_upscale_run_whose_parent_host_left_the_inventory_fails(store, video,
     record = store.load_run(upscale.run_id)
     assert record.failure.reason is FailureReason.HOST_UNREACHABLE
     assert "gone" in record.failure.detail and parent.run_id in record.failure.detail
+    assert fake.calls == []
+
+
+def test_an_upscale_run_whose_parent_host_has_no_gpu_slot_now_fails(store, video, make_run):
+    parent = make_run("parent")
+    store.update_run(
+        parent.run_id, lambda r: (setattr(r, "host", "h2"), r.move_to(RunState.SUCCEEDED))
+    )
+    upscale = make_upscale(store, parent)
+    fake = FakeHosts(video)
+    run_all(store, fake, [Ticket(upscale)], hosts={"h1": 2, "h2": 0})
+
+    record = store.load_run(upscale.run_id)
+    assert record.failure.reason is FailureReason.HOST_UNREACHABLE
+    assert "no GPU slot" in record.failure.detail
     assert fake.calls == []
 
 
