@@ -300,9 +300,10 @@ class JobLifecycle:
         return None
 
     def peek(self, run: AnyRun, host: str) -> bool:
-        """Fetch the container log so far into logs/container.log; False once it is gone."""
+        """Fetch the container log so far into logs/container.log; False once the container
+        no longer runs (exited, or gone)."""
         outcome = self._phase("job_peek.yml", run, host)
-        return bool(outcome.data.get("exists"))
+        return bool(outcome.data.get("still_running"))
 
     def stop_container(self, run: AnyRun, host: str, grace: int) -> None:
         """SIGTERM the container, SIGKILL it after `grace` seconds; collect is left to its

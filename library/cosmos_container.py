@@ -184,6 +184,7 @@ bundle: {description: The tar written (collect with bundle), type: str, returned
 bundle_size: {description: Size of the tar in bytes, type: int, returned: when bundled}
 bundle_sha256: {description: SHA-256 of the tar (cosmos_fetch), type: str, returned: when bundled}
 collected: {description: The wait collected the container too, type: bool, returned: when collected}
+still_running: {description: The container runs (logs), type: bool, returned: logs}
 installed:
   description: The engine CLI is on the host (engine_info).
   type: bool
@@ -433,10 +434,12 @@ def log_tail(engine, name, lines):
 def action_logs(module, engine):
     """Save the container's stdout and stderr, interleaved, into dest (atomically)."""
     name, dest = module.params["name"], module.params["dest"]
-    if engine.inspect_container(name) is None:
-        return dict(changed=False, exists=False)
+    state = engine.inspect_container(name)
+    if state is None:
+        return dict(changed=False, exists=False, still_running=False)
     save_log(module, engine, name, dest)
-    return dict(changed=True, exists=True, dest=dest)
+    running = bool(state["State"]["Running"])
+    return dict(changed=True, exists=True, still_running=running, dest=dest)
 
 
 def save_log(module, engine, name, dest):

@@ -184,8 +184,8 @@ def _follow(store: RunStore, run_id: str, log_file: Path, inventory: str | None)
 
 
 def _worth_following(store: RunStore, lifecycle: JobLifecycle, record: RunRecord) -> bool:
-    """Not ended, and either its container is there to read or a live driver moves it on
-    (a run left `running` by a driver that died ends the follow once its container is gone)."""
+    """Not ended, and either its container still runs or a live driver moves it on (a run
+    left `running` by a driver that died ends the follow once its container has exited)."""
     if record.state in ENDED_STATES:
         return False
     driven = store.is_driven(record.batch_id)
@@ -195,8 +195,8 @@ def _worth_following(store: RunStore, lifecycle: JobLifecycle, record: RunRecord
 
 
 def _peek(lifecycle: JobLifecycle, record: RunRecord) -> bool:
-    """Fetch the log so far into the run folder; False when the container is gone or its
-    host does not answer."""
+    """Fetch the log so far into the run folder; False when the container no longer runs or
+    its host does not answer."""
     assert record.host is not None
     try:
         return lifecycle.peek(RunRef(record.run_id, record.batch_id), record.host)
