@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from ansible.errors import AnsibleActionFail
+from ansible.errors import AnsibleActionFail, AnsibleActionSkip
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "roles" / "cosmos_job" / "action_plugins" / "cosmos_fetch.py"
@@ -37,8 +37,8 @@ class Connection:
                 handle.write(b"X")
 
 
-def fetch(connection: Connection, **args) -> dict:
-    task = SimpleNamespace(args=args, async_val=0, check_mode=False, action="cosmos_fetch")
+def fetch(connection: Connection, check_mode: bool = False, **args) -> dict:
+    task = SimpleNamespace(args=args, async_val=0, check_mode=check_mode, action="cosmos_fetch")
     action = cosmos_fetch.ActionModule(task, connection, None, None, None, None)
     return action.run(task_vars={})
 
@@ -78,3 +78,15 @@ def test_the_digest_is_required(tmp_path, bundle):
     remote, size, _ = bundle
     with pytest.raises(AnsibleActionFail, match="needs sha256"):
         fetch(Connection(), src=str(remote), dest=str(tmp_path / "x.tar"), size=size, sha256="")
+
+
+def test_check_mode_fetches_nothing(tmp_path, bundle):
+    remote, size, digest = bundle
+    connection = Connection()
+    dest = tmp_path / "local" / "collected.tar"
+
+    with pytest.raises(AnsibleActionSkip):
+        fetch(connection, True, src=str(remote), dest=str(dest), size=size, sha256=digest)
+
+    assert connection.fetched == []
+    assert not dest.exists()

@@ -24,7 +24,7 @@ import hashlib
 import os
 import tempfile
 
-from ansible.errors import AnsibleActionFail
+from ansible.errors import AnsibleActionFail, AnsibleActionSkip
 from ansible.plugins.action import ActionBase
 
 
@@ -38,12 +38,15 @@ class ActionModule(ActionBase):
         missing = [k for k in sorted(self._VALID_ARGS) if args.get(k) in (None, "")]
         if missing:
             raise AnsibleActionFail("cosmos_fetch needs %s" % ", ".join(missing))
+        if self._task.check_mode:
+            raise AnsibleActionSkip("check mode: nothing is fetched")
+        dest = args["dest"]
+        if not os.path.isabs(dest):
+            dest = self._loader.path_dwim(dest)  # as ansible.builtin.fetch reads a relative dest
         if self._connection.become:
-            return self._builtin_fetch(args["src"], args["dest"], task_vars)
-        fetched = self._fetch_checked(
-            args["src"], args["dest"], int(args["size"]), str(args["sha256"])
-        )
-        result.update(changed=True, dest=args["dest"], **fetched)
+            return self._builtin_fetch(args["src"], dest, task_vars)
+        fetched = self._fetch_checked(args["src"], dest, int(args["size"]), str(args["sha256"]))
+        result.update(changed=True, dest=dest, **fetched)
         return result
 
     def _fetch_checked(self, src, dest, size, sha256):
