@@ -33,7 +33,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from simkit import Interrupted, diffuse, emit, install_signal_handlers, write_atomic
+from simkit import (
+    Interrupted,
+    ScriptCrash,
+    diffuse,
+    emit,
+    install_signal_handlers,
+    write_atomic,
+)
 
 PROGRESS_LABEL = "Sampling"
 SCRIPT_PATH = "/workspace/examples/inference.py"
@@ -76,21 +83,10 @@ MAX_EXIT_CODE = 255
 TRUE_WORDS = ("1", "true", "yes", "on")
 
 
-class SimError(Exception):
+class SimError(ScriptCrash):
     """A failure the real script would show as a Python exception; exits ``exit_code``."""
 
-    def __init__(self, message: str, exc_type: str = "ValueError", exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.message = message
-        self.exc_type = exc_type
-        self.exit_code = exit_code
-
-    def render(self) -> str:
-        return (
-            "Traceback (most recent call last):\n"
-            f'  File "{SCRIPT_PATH}", in <module>\n'
-            f"{self.exc_type}: {self.message}"
-        )
+    script_path = SCRIPT_PATH
 
 
 @dataclass(frozen=True)

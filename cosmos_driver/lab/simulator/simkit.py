@@ -16,6 +16,28 @@ BAR_WIDTH = 10
 BAR_CHARS = " 123456789#"
 
 
+class ScriptCrash(Exception):
+    """A crash of a real script, shown as its traceback: the script (and the function, when
+    given), then the exception. Each script subclasses it to name itself in `script_path`."""
+
+    script_path = "script.py"
+
+    def __init__(
+        self, message: str, exc_type: str = "ValueError", exit_code: int = 1, where: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exc_type = exc_type
+        self.exit_code = exit_code
+        self.where = where
+
+    def render(self) -> str:
+        lines = ["Traceback (most recent call last):", f'  File "{self.script_path}", in <module>']
+        if self.where:
+            lines.append(f'  File "{self.script_path}", in {self.where}')
+        return "\n".join([*lines, f"{self.exc_type}: {self.message}"])
+
+
 class Interrupted(BaseException):
     """Raised from the signal handler so that every ``finally`` cleans up."""
 

@@ -33,7 +33,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simkit import Interrupted, diffuse, emit, install_signal_handlers, write_atomic
+from simkit import (
+    Interrupted,
+    ScriptCrash,
+    diffuse,
+    emit,
+    install_signal_handlers,
+    write_atomic,
+)
 
 PROGRESS_LABEL = "Diffusion sampling"
 SCRIPT_PATH = "/workspace/cosmos_transfer1/diffusion/inference/transfer.py"
@@ -129,8 +136,11 @@ VALUE_ARGS: dict[str, tuple[type, Any, list[Any] | None]] = {
 POSITIVE_ARGS = ("batch_size", "num_steps", "fps", "num_gpus")
 
 
-class SimError(Exception):
-    """A failure the real script would show as a Python exception; exits ``exit_code``."""
+class SimError(ScriptCrash):
+    """A failure the real script would show as a Python exception, raised in `where` (the
+    argument parser unless said); exits ``exit_code``."""
+
+    script_path = SCRIPT_PATH
 
     def __init__(
         self,
@@ -139,20 +149,7 @@ class SimError(Exception):
         where: str = "parse_arguments",
         exit_code: int = 1,
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.exc_type = exc_type
-        self.where = where
-        self.exit_code = exit_code
-
-    def render(self) -> str:
-        """Return a traceback-like text, as the real crash prints it."""
-        return (
-            "Traceback (most recent call last):\n"
-            f'  File "{SCRIPT_PATH}", in <module>\n'
-            f'  File "{SCRIPT_PATH}", in {self.where}\n'
-            f"{self.exc_type}: {self.message}"
-        )
+        super().__init__(message, exc_type, exit_code, where)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from simkit import ScriptCrash
+
 SCRIPT_PATH = "/workspace/cosmos_transfer1/auxiliary/upsampler/inference/upsampler_pipeline.py"
 LOG_SOURCE = "cosmos_transfer1/auxiliary/upsampler/model/upsampler.py"
 MODEL_DIR = "nvidia/Cosmos-UpsamplePrompt1-12B-Transfer"
@@ -32,21 +34,10 @@ UPSAMPLED_PREFIX = "Upsampled: "
 DEFAULT_DURATION = 0.5
 
 
-class SimError(Exception):
+class SimError(ScriptCrash):
     """A crash of the real script: printed as a traceback, exit 1 (or the code asked for)."""
 
-    def __init__(self, exc_type: str, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exc_type = exc_type
-        self.message = message
-        self.exit_code = exit_code
-
-    def render(self) -> str:
-        return (
-            "Traceback (most recent call last):\n"
-            f'  File "{SCRIPT_PATH}", in <module>\n'
-            f"{self.exc_type}: {self.message}"
-        )
+    script_path = SCRIPT_PATH
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,22 +66,22 @@ def number_from_env(name: str, default: float) -> float:
     try:
         return float(text)
     except ValueError:
-        raise SimError("ValueError", f"{name}={text!r} is not a number") from None
+        raise SimError(f"{name}={text!r} is not a number") from None
 
 
 def upsample(args: argparse.Namespace) -> str:
     """Check what the real pipeline needs, take the simulated time, return the new prompt."""
     if not Path(args.input_video).is_file():
         raise SimError(
-            "FileNotFoundError", f"[Errno 2] No such file or directory: {args.input_video!r}"
+            f"[Errno 2] No such file or directory: {args.input_video!r}", "FileNotFoundError"
         )
     if not args.prompt:
-        raise SimError("TypeError", "expected string or bytes-like object, got 'NoneType'")
+        raise SimError("expected string or bytes-like object, got 'NoneType'", "TypeError")
     log(f"Loading prompt upsampler from {Path(args.checkpoint_dir) / MODEL_DIR}")
     time.sleep(number_from_env("COSMOS_SIM_DURATION", DEFAULT_DURATION))
     code = int(number_from_env("COSMOS_SIM_EXIT_CODE", 0))
     if code:
-        raise SimError("RuntimeError", f"simulated failure (COSMOS_SIM_EXIT_CODE={code})", code)
+        raise SimError(f"simulated failure (COSMOS_SIM_EXIT_CODE={code})", "RuntimeError", code)
     if args.offload_prompt_upsampler:
         log("Offloading prompt upsampler")
     return UPSAMPLED_PREFIX + args.prompt
@@ -101,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if "RANK" not in os.environ:
-            raise SimError("KeyError", "'RANK'")
+            raise SimError("'RANK'", "KeyError")
         if os.environ["RANK"] == "0":
             print("Upsampled prompt:", upsample(args), flush=True)
     except SimError as err:
