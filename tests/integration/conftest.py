@@ -70,6 +70,14 @@ def cosmos(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> C
     return CliResult(done.returncode, done.stdout, done.stderr)
 
 
+def infer_json(batch: Path, state: Path, inventory: Path) -> CliResult:
+    """`cosmos infer --batch … --json` on the given state directory and inventory."""
+    return cosmos(
+        "infer", "--batch", str(batch), "--state-dir", str(state),
+        "--inventory", str(inventory), "--json",
+    )  # fmt: skip
+
+
 def write_batch(folder: Path, name: str, jobs: list[dict], defaults: dict | None = None) -> Path:
     """A batch file beside a copy of the example input videos."""
     inputs = folder / "inputs"

@@ -4,7 +4,7 @@ standalone upsampler as a run of its own and prints what it made of the prompt."
 
 from __future__ import annotations
 
-from tests.integration.conftest import ROOT, cosmos, job, write_batch
+from tests.integration.conftest import ROOT, cosmos, infer_json, job, write_batch
 
 # The simulator's upsampler prefixes the prompt (lab/simulator/README.md).
 UPSAMPLED = "Upsampled: "
@@ -13,10 +13,7 @@ UPSAMPLED = "Upsampled: "
 def test_a_job_with_enhance_ends_with_the_enhanced_prompt_in_its_record(lab, tmp_path):
     batch = write_batch(tmp_path, "enhance-job", [job("scene", enhance=True)])
     state = tmp_path / "state"
-    result = cosmos(
-        "infer", "--batch", str(batch), "--state-dir", str(state),
-        "--inventory", str(lab.inventory), "--json",
-    )  # fmt: skip
+    result = infer_json(batch, state, lab.inventory)
 
     assert result.code == 0, result.stderr
     (run,) = result.json()["runs"]

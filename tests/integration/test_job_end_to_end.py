@@ -9,7 +9,7 @@ import uuid
 
 import cv2
 
-from tests.integration.conftest import ROOT, cosmos, job, write_batch
+from tests.integration.conftest import ROOT, cosmos, infer_json, job, write_batch
 
 
 def frame_count(path) -> int:
@@ -57,16 +57,7 @@ def test_failing_container_ends_failed_with_its_log_and_exit_code(lab, tmp_path)
         "fails",
         [job("boom", env={"COSMOS_SIM_EXIT_CODE": "3", "COSMOS_SIM_DURATION": "1"})],
     )
-    result = cosmos(
-        "infer",
-        "--batch",
-        str(batch),
-        "--state-dir",
-        str(tmp_path / "state"),
-        "--inventory",
-        str(lab.inventory),
-        "--json",
-    )
+    result = infer_json(batch, tmp_path / "state", lab.inventory)
     assert result.code == 1
     (run,) = result.json()["runs"]
     assert run["state"] == "failed"
@@ -220,8 +211,7 @@ def test_an_input_the_host_lacks_is_uploaded_before_the_start(lab, tmp_path):
     fresh_job = job("fresh", inputs={"color": "inputs/fresh-color.mp4"})
     batch = write_batch(tmp_path, "fresh", [fresh_job])
 
-    result = cosmos("infer", "--batch", str(batch), "--state-dir", str(tmp_path / "state"),
-                    "--inventory", str(lab.inventory), "--json")  # fmt: skip
+    result = infer_json(batch, tmp_path / "state", lab.inventory)
 
     assert result.code == 0, result.stderr
     (run,) = result.json()["runs"]

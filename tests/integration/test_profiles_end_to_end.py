@@ -8,7 +8,7 @@ import json
 import cv2
 import pytest
 
-from tests.integration.conftest import ROOT, cosmos, job, write_batch
+from tests.integration.conftest import ROOT, infer_json, job, write_batch
 
 # Parameters both profiles can express; each must reach the model.
 SAMPLING = {
@@ -48,10 +48,7 @@ def test_same_batch_runs_under_each_profile(lab, tmp_path, profile):
         defaults={"profile": profile},
     )
     state = tmp_path / "state"
-    result = cosmos(
-        "infer", "--batch", str(batch), "--state-dir", str(state),
-        "--inventory", str(lab.inventory), "--json",
-    )  # fmt: skip
+    result = infer_json(batch, state, lab.inventory)
 
     assert result.code == 1, result.stderr  # the blocked job fails the batch
     runs = {run["job_name"]: run for run in result.json()["runs"]}
@@ -80,10 +77,7 @@ def test_transfer2_5_model_receives_every_parameter_the_batch_set(lab, tmp_path)
         defaults={"profile": "transfer2.5"},
     )
     state = tmp_path / "state"
-    result = cosmos(
-        "infer", "--batch", str(batch), "--state-dir", str(state),
-        "--inventory", str(lab.inventory), "--json",
-    )  # fmt: skip
+    result = infer_json(batch, state, lab.inventory)
 
     assert result.code == 0, result.stderr
     (run,) = result.json()["runs"]

@@ -21,7 +21,7 @@ from cosmos_driver.batch_runner import BatchRunner
 from cosmos_driver.lab import sshd
 from cosmos_driver.lab.processes import read_pid, wait_until
 from cosmos_driver.store import RunStore
-from tests.integration.conftest import COSMOS, ROOT, cosmos, job, write_batch
+from tests.integration.conftest import COSMOS, ROOT, cosmos, infer_json, job, write_batch
 
 FAST_RETRIES = {"COSMOS_RETRY_DELAYS": "0.5,1"}
 
@@ -72,8 +72,7 @@ def test_batch_uses_every_slot_without_sharing_a_gpu(lab, tmp_path):
     jobs = [job(f"s{i}", env={"COSMOS_SIM_DURATION": "3"}) for i in range(8)]
     batch = write_batch(tmp_path, "slots", jobs)
     state = tmp_path / "state"
-    result = cosmos("infer", "--batch", str(batch), "--state-dir", str(state),
-                    "--inventory", str(lab.inventory), "--json")  # fmt: skip
+    result = infer_json(batch, state, lab.inventory)
     assert result.code == 0, result.stderr
     runs = result.json()["runs"]
     assert {r["state"] for r in runs} == {"succeeded"}
@@ -140,8 +139,7 @@ def test_kill_9_of_the_driver_then_resume_runs_each_job_once(lab, tmp_path):
     wait_for_states(state, "running", 2)
     infer.send_signal(signal.SIGKILL)
     infer.wait(10)
-    again = cosmos("infer", "--batch", str(batch), "--state-dir", str(state),
-                   "--inventory", str(lab.inventory), "--json")  # fmt: skip
+    again = infer_json(batch, state, lab.inventory)
     assert again.code == 0, again.stderr
     final = records(state)
     assert len(final) == 6
@@ -162,8 +160,7 @@ def test_ctrl_c_leaves_containers_and_says_how_to_resume(lab, tmp_path):
     assert "run the same command again" in err
     batch_id = next(iter(records(state).values()))["batch_id"]
     assert lab.containers(f"cosmos.batch_id={batch_id}"), "started containers keep running"
-    again = cosmos("infer", "--batch", str(batch), "--state-dir", str(state),
-                   "--inventory", str(lab.inventory), "--json")  # fmt: skip
+    again = infer_json(batch, state, lab.inventory)
     assert again.code == 0, again.stderr
     assert {r["state"] for r in records(state).values()} == {"succeeded"}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import yaml
 
-from tests.integration.conftest import ROOT, cosmos, job, write_batch
+from tests.integration.conftest import ROOT, infer_json, job, write_batch
 
 
 def frame_size(path: Path) -> tuple[int, int]:
@@ -53,10 +53,7 @@ def test_upscale_runs_after_its_parent_on_its_host_from_the_output_there(lab, tm
     )
     state = tmp_path / "state"
     since = time.time() - 1
-    result = cosmos(
-        "infer", "--batch", str(batch), "--state-dir", str(state),
-        "--inventory", str(lab.inventory), "--json",
-    )  # fmt: skip
+    result = infer_json(batch, state, lab.inventory)
 
     assert result.code == 1, result.stderr  # the broken job fails the batch
     runs = {run["run_id"]: run for run in result.json()["runs"]}
@@ -97,10 +94,7 @@ def test_upscale_runs_after_its_parent_on_its_host_from_the_output_there(lab, tm
 def test_an_enhanced_and_upscaled_job_yields_both_outputs_and_its_enhanced_prompt(lab, tmp_path):
     batch = write_batch(tmp_path, "enhance-upscale", [job("scene", enhance=True, upscale=True)])
     state = tmp_path / "state"
-    result = cosmos(
-        "infer", "--batch", str(batch), "--state-dir", str(state),
-        "--inventory", str(lab.inventory), "--json",
-    )  # fmt: skip
+    result = infer_json(batch, state, lab.inventory)
 
     assert result.code == 0, result.stderr
     by_kind = {run["kind"]: run for run in result.json()["runs"]}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 
 from cosmos_driver.lab.processes import wait_until
-from tests.integration.conftest import COSMOS, ROOT, cosmos, job, write_batch
+from tests.integration.conftest import COSMOS, ROOT, cosmos, infer_json, job, write_batch
 from tests.integration.test_scheduler import records, start_infer
 
 
@@ -44,8 +44,7 @@ def test_status_and_runs_show_a_finished_batch(lab, tmp_path):
     batch = write_batch(tmp_path, "shown", [job("ok"), job("bad", env={
         "COSMOS_SIM_EXIT_CODE": "3", "COSMOS_SIM_DURATION": "1"})])  # fmt: skip
     state = tmp_path / "state"
-    done = cosmos("infer", "--batch", str(batch), "--state-dir", str(state),
-                  "--inventory", str(lab.inventory), "--json")  # fmt: skip
+    done = infer_json(batch, state, lab.inventory)
     assert done.code == 1, done.stderr
     batch_id = done.json()["batch_id"]
 

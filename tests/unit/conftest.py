@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from cosmos_driver.store import RunStore
+
 # The modules under library/ import our shared code as Ansible ships it to a host:
 # ansible.module_utils.cosmos_staging (ansible.cfg: module_utils = ./module_utils).
 ansible.module_utils.__path__.append(str(Path(__file__).resolve().parents[2] / "module_utils"))
@@ -36,6 +38,12 @@ def make_mp4(path: Path, frames: int = 8, size: tuple[int, int] = (64, 48)) -> P
 def mp4() -> Callable[..., Path]:
     """`mp4(path, frames=8, size=(64, 48))` writes a real video and returns its path."""
     return make_mp4
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    """An empty state directory of run records."""
+    return RunStore(tmp_path / "state")
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from cosmos_driver.enhance import enhance_batch
 from cosmos_driver.errors import ConfigurationError, ExecutionError, ValidationError
 from cosmos_driver.profiles import NAMES, UPSAMPLER, ContainerPaths, profile_named, upsampler
 from cosmos_driver.records import FailureReason, RunRecord, RunState
-from cosmos_driver.store import RunStore
 from cosmos_driver.tasks.enhance import _report
 from cosmos_driver.tasks.jobs import _chosen_hosts
 from cosmos_driver.tasks.runs import _print_record
@@ -49,11 +48,6 @@ def problems_of(tmp_path: Path, profile: str, enhance: str) -> list[str]:
     with pytest.raises(ValidationError) as caught:
         load_batch(path)
     return [p.replace(f"{path}:", "FILE:") for p in caught.value.problems]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> RunStore:
-    return RunStore(tmp_path / "state")
 
 
 @pytest.fixture

@@ -46,11 +46,6 @@ class FakeAdapter:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> RunStore:
-    return RunStore(tmp_path / "state")
-
-
-@pytest.fixture
 def adapter() -> FakeAdapter:
     return FakeAdapter()
 

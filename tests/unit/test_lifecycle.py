@@ -152,11 +152,6 @@ class FakeAdapter:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> RunStore:
-    return RunStore(tmp_path / "state")
-
-
-@pytest.fixture
 def job(tmp_path: Path) -> Job:
     inputs = tmp_path / "inputs"
     inputs.mkdir()

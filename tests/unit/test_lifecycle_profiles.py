@@ -14,13 +14,7 @@ from cosmos_driver.batch import Job
 from cosmos_driver.lifecycle import JobLifecycle, RunRef, prepare
 from cosmos_driver.profiles import ContainerPaths, profile_named
 from cosmos_driver.records import FailureReason, RunRecord, RunState
-from cosmos_driver.store import RunStore
 from tests.unit.test_lifecycle import BATCH_ID, HOST, NO_RETRY, RUN_ID, FakeAdapter, run_job
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> RunStore:
-    return RunStore(tmp_path / "state")
 
 
 @pytest.fixture

@@ -184,11 +184,6 @@ def video(tmp_path_factory) -> bytes:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> RunStore:
-    return RunStore(tmp_path / "state")
-
-
-@pytest.fixture
 def inputs(tmp_path: Path) -> dict[str, Path]:
     color = tmp_path / "inputs" / "color.mp4"
     color.parent.mkdir()
@@ -675,33 +670,29 @@ def test_a_cancelled_parent_cancels_its_upscale_run(store, video, make_run):
     assert fake.calls == []
 
 
-def test_an_upscale_run_whose_parent_host_left_the_inventory_fails(store, video, make_run):
+@pytest.mark.parametrize(
+    ("parent_host", "hosts", "why"),
+    [
+        ("gone", HOSTS, "not in the inventory"),
+        ("h2", {"h1": 2, "h2": 0}, "no GPU slot"),
+    ],
+    ids=["left the inventory", "has no GPU slot now"],
+)
+def test_an_upscale_run_whose_parent_host_cannot_take_it_fails(
+    store, video, make_run, parent_host, hosts, why
+):
     parent = make_run("parent")
     store.update_run(
-        parent.run_id, lambda r: (setattr(r, "host", "gone"), r.move_to(RunState.SUCCEEDED))
+        parent.run_id, lambda r: (setattr(r, "host", parent_host), r.move_to(RunState.SUCCEEDED))
     )
     upscale = make_upscale(store, parent)
     fake = FakeHosts(video)
-    run_all(store, fake, [Ticket(upscale)])
+    run_all(store, fake, [Ticket(upscale)], hosts=hosts)
 
     record = store.load_run(upscale.run_id)
     assert record.failure.reason is FailureReason.HOST_UNREACHABLE
-    assert "gone" in record.failure.detail and parent.run_id in record.failure.detail
-    assert fake.calls == []
-
-
-def test_an_upscale_run_whose_parent_host_has_no_gpu_slot_now_fails(store, video, make_run):
-    parent = make_run("parent")
-    store.update_run(
-        parent.run_id, lambda r: (setattr(r, "host", "h2"), r.move_to(RunState.SUCCEEDED))
-    )
-    upscale = make_upscale(store, parent)
-    fake = FakeHosts(video)
-    run_all(store, fake, [Ticket(upscale)], hosts={"h1": 2, "h2": 0})
-
-    record = store.load_run(upscale.run_id)
-    assert record.failure.reason is FailureReason.HOST_UNREACHABLE
-    assert "no GPU slot" in record.failure.detail
+    detail = record.failure.detail
+    assert parent_host in detail and parent.run_id in detail and why in detail
     assert fake.calls == []
 
 

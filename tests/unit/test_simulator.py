@@ -88,6 +88,20 @@ def sim_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_merged(command: list[str], folder: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run a simulator command in `folder` with sim_env(**env), stdout and stderr merged."""
+    return subprocess.run(
+        command,
+        cwd=folder,
+        env=sim_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 class Sim:
     """Runs the simulator in one temporary working directory."""
 
@@ -129,16 +143,7 @@ class Sim:
 
     def run(self, command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         """Run a command with stdout and stderr merged."""
-        return subprocess.run(
-            command,
-            cwd=self.root,
-            env=sim_env(**env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_merged(command, self.root, **env)
 
     def record(self) -> dict[str, Any]:
         """The simulator's record of what it was given."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_simulator import INPUT_FRAMES, TORCHRUN, count_frames, sim_env
+from tests.unit.test_simulator import INPUT_FRAMES, TORCHRUN, count_frames, run_merged
 
 INFERENCE = TORCHRUN.parent / "inference.py"
 
@@ -22,16 +22,7 @@ def run(folder: Path, spec: dict[str, Any], *extra: str, **env: str):
     (folder / "spec.json").write_text(json.dumps(spec))
     command = [sys.executable, str(TORCHRUN), "--nproc_per_node=2", str(INFERENCE)]
     command += ["-i", "spec.json", "-o", "out", *extra]
-    return subprocess.run(
-        command,
-        cwd=folder,
-        env=sim_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_merged(command, folder, **env)
 
 
 @pytest.fixture

@@ -4,29 +4,20 @@ refused, RANK required, and its one result line."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.unit.test_simulator import TORCHRUN, sim_env
+from tests.unit.test_simulator import TORCHRUN, run_merged
 
 UPSAMPLER = TORCHRUN.parent / "upsampler_pipeline.py"
 
 
 def run(folder: Path, *args: str, torchrun: bool = True, **env: str):
     launcher = [sys.executable, str(TORCHRUN), "--nproc_per_node=1"] if torchrun else []
-    return subprocess.run(
-        [*(launcher or [sys.executable]), str(UPSAMPLER), *args],
-        cwd=folder,
-        env=sim_env(COSMOS_SIM_DURATION="0", **env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    command = [*(launcher or [sys.executable]), str(UPSAMPLER), *args]
+    return run_merged(command, folder, **{"COSMOS_SIM_DURATION": "0", **env})
 
 
 @pytest.fixture
