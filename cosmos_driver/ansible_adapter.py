@@ -24,6 +24,7 @@ import ansible_runner
 from cosmos_driver.content import content_root
 from cosmos_driver.errors import ConfigurationError
 from cosmos_driver.secret_channel import SOCKET_ENV, SecretChannel
+from cosmos_driver.unsafe_vars import write_unsafe
 
 log = logging.getLogger(__name__)
 
@@ -201,13 +202,15 @@ class AnsibleAdapter:
         cancel: threading.Event,
         channel: SecretChannel | None,
     ) -> Any:
+        # Written as `!unsafe` YAML where ansible-runner picks them up (env/extravars): no
+        # value is ever templated, and none lands on the command line runner records.
+        write_unsafe(private_dir / "env" / "extravars", call.extravars)
         thread, runner = ansible_runner.run_async(
             private_data_dir=str(private_dir),
             project_dir=str(self.root),
             playbook=str(Path("playbooks") / call.playbook),
             inventory=str(self.inventory),
             limit=call.limit,
-            extravars=call.extravars,
             envvars={**self._envvars(), **({SOCKET_ENV: str(channel.path)} if channel else {})},
             tags=call.tags,
             cmdline=" ".join(f"-e @{shlex.quote(str(f))}" for f in call.vars_files) or None,
