@@ -76,6 +76,23 @@ class RunStore:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
 
+    def check_writable(self) -> None:
+        """Refuse, before any work, a state directory this process could not write records
+        to; creates nothing (an invalid batch leaves no trace)."""
+        folder = self.root
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise StoreError(
+                f"state directory {self.root}: {folder} is not a folder; "
+                "choose another with --state-dir (or $COSMOS_STATE_DIR)"
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise StoreError(
+                f"state directory {self.root}: {folder} is not writable by this user; "
+                "fix its permissions or choose another with --state-dir (or $COSMOS_STATE_DIR)"
+            )
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the store's write lock (one writer at a time, across processes)."""

@@ -1,0 +1,78 @@
+"""The hosts of an inventory and the cosmos_* variables the driver reads from them, checked
+before anything runs (as kubespray checks its inventory first): each problem names the
+inventory, the host, the variable and the fix."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cosmos_driver.ansible_adapter import inventory_hosts
+from cosmos_driver.batch_checks import shown
+from cosmos_driver.errors import ConfigurationError, ValidationError
+
+GPU_COUNT_VAR = "cosmos_gpu_count"
+MAX_GPUS_PER_HOST = 64
+# A host name is passed to ansible-playbook as --limit, where these are pattern syntax: a
+# host named `gpu*` would select every host whose name starts with gpu.
+_PATTERN_CHARACTERS = re.compile(r"[*?\[\]!&,~\s]")
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """An inventory's hosts and how many GPUs each offers (`cosmos_gpu_count`, default 1)."""
+
+    path: Path
+    gpu_counts: dict[str, int]
+
+    @property
+    def hosts(self) -> list[str]:
+        return list(self.gpu_counts)
+
+
+def load_inventory(path: Path) -> Inventory:
+    """Read `path` through Ansible and check every host; raise ValidationError listing every
+    problem, or ConfigurationError when it has no host at all."""
+    hosts = inventory_hosts(path)
+    if not hosts:
+        raise ConfigurationError(
+            f"{path}: the inventory lists no hosts; add your GPU hosts under all.hosts "
+            "(see inventory/example.yml)"
+        )
+    problems: list[str] = []
+    counts = {}
+    for name, hostvars in hosts.items():
+        problems.extend(f"{path}: host {shown(name)}: {p}" for p in _host_problems(name))
+        count, problem = gpu_count(hostvars)
+        if problem:
+            problems.append(f"{path}: host {name}: {GPU_COUNT_VAR}: {problem}")
+        counts[name] = count
+    if problems:
+        raise ValidationError(problems)
+    return Inventory(path, counts)
+
+
+def _host_problems(name: str) -> list[str]:
+    if _PATTERN_CHARACTERS.search(name):
+        return [
+            "the name holds a character of Ansible's host patterns (* ? [ ] ! & , ~ or a "
+            "space); rename the host and set its address with ansible_host"
+        ]
+    return []
+
+
+def gpu_count(hostvars: dict[str, Any]) -> tuple[int, str | None]:
+    """A host's `cosmos_gpu_count` as a number (1 when unset), or the problem with it."""
+    raw = hostvars.get(GPU_COUNT_VAR, 1)
+    if isinstance(raw, str) and raw.strip().isdigit():
+        raw = int(raw.strip())
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        return 1, (
+            f"{shown(raw)} is not a whole number; set it to the number of GPUs of the host "
+            f"(0 to {MAX_GPUS_PER_HOST})"
+        )
+    if not 0 <= raw <= MAX_GPUS_PER_HOST:
+        return 1, f"{raw} is out of range; a host has 0 to {MAX_GPUS_PER_HOST} GPUs"
+    return raw, None
