@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from cosmos_driver import batch_checks
 from cosmos_driver.batch import Batch, Job
 from cosmos_driver.errors import ValidationError
 from cosmos_driver.lifecycle import file_sha256
@@ -19,8 +20,11 @@ def enhance_batch(prompt: str, video: Path) -> Batch:
     """The batch that enhances `prompt` with the first frames of `video`. Its name comes from
     the prompt and the video's content, so asking again for the same pair finds the run that
     answered it instead of running the upsampler again."""
-    if not prompt.strip():
-        raise ValidationError("--prompt: give the prompt to enhance (non-empty text)")
+    problem = batch_checks.prompt(prompt)
+    if problem:
+        raise ValidationError(f"--prompt: {problem}: give the prompt to enhance")
+    if video.is_dir():
+        raise ValidationError(f"--video: {video} is a folder; name a video file in it")
     if not video.is_file():
         raise ValidationError(f"--video: no such file: {video}")
     digest = hashlib.sha256(f"{prompt}\0{file_sha256(video)}".encode()).hexdigest()[:12]

@@ -15,9 +15,15 @@ from cosmos_driver.errors import ConfigurationError, ValidationError
 
 GPU_COUNT_VAR = "cosmos_gpu_count"
 MAX_GPUS_PER_HOST = 64
-# A host name is passed to ansible-playbook as --limit, where these are pattern syntax: a
-# host named `gpu*` would select every host whose name starts with gpu.
-_PATTERN_CHARACTERS = re.compile(r"[*?\[\]!&,~\s]")
+# A host name is passed to ansible-playbook as --limit, where `* ? [ ] ! & , ~` are pattern
+# syntax (a host named `gpu*` would select every host whose name starts with gpu), and it names
+# files of the state directory, where `/` or a leading `.` would leave their folder.
+HOST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@%+=-]{0,252}")
+HOST_NAME_RULE = (
+    "a host name must start with a letter, digit or '_', then letters, digits and "
+    "'_ . : @ % + = -' (253 characters at most); rename the host and set its address with "
+    "ansible_host"
+)
 
 
 @dataclass(frozen=True)
@@ -55,12 +61,7 @@ def load_inventory(path: Path) -> Inventory:
 
 
 def _host_problems(name: str) -> list[str]:
-    if _PATTERN_CHARACTERS.search(name):
-        return [
-            "the name holds a character of Ansible's host patterns (* ? [ ] ! & , ~ or a "
-            "space); rename the host and set its address with ansible_host"
-        ]
-    return []
+    return [] if HOST_NAME.fullmatch(name) else [HOST_NAME_RULE]
 
 
 def gpu_count(hostvars: dict[str, Any]) -> tuple[int, str | None]:

@@ -26,7 +26,7 @@ from cosmos_driver.tasks.common import (
     cli_errors,
     console,
     print_json,
-    state_store,
+    writable_store,
 )
 
 # Written into recorded manifests: the Hugging Face CLI keeps metadata in .cache/ of each
@@ -50,7 +50,7 @@ def manifest(c, host, profile="transfer1", output=None, inventory=None, state_di
 
     Upstream publishes no hashes: download once, check the models work, then record the tree
     here so every other host is verified against it."""
-    store = state_store(state_dir)
+    store = writable_store(state_dir)
     adapter = adapter_for(inventory, store)
     entries = entries_from_module(hash_checkpoint_tree(adapter, host))
     if not entries:
@@ -76,7 +76,7 @@ def verify(c, full=False, limit="all", inventory=None, state_dir=None, json=Fals
 
     Missing, wrong-size, wrong-hash and unexpected files are each named. Files unchanged
     since their last verification are not re-read unless --full."""
-    store = state_store(state_dir)
+    store = writable_store(state_dir)
     adapter = adapter_for(inventory, store)
     reports = verify_checkpoints(adapter, limit, full)
     if json:

@@ -78,6 +78,13 @@ def state_store(state_dir: str | None) -> RunStore:
     return RunStore(Path(state_dir or os.environ.get("COSMOS_STATE_DIR") or ".cosmos"))
 
 
+def writable_store(state_dir: str | None) -> RunStore:
+    """The store of a task that writes records, refused up front when it cannot be written."""
+    store = state_store(state_dir)
+    store.check_writable()
+    return store
+
+
 def adapter_for(inventory: str | Path | None, store: RunStore) -> AnsibleAdapter:
     """The execution adapter for --inventory (resolved as resolve_inventory does), with its
     scratch space in the state directory."""

@@ -18,7 +18,7 @@ from cosmos_driver.tasks.common import (
     console,
     print_json,
     resolve_inventory,
-    state_store,
+    writable_store,
 )
 from cosmos_driver.tasks.jobs import run_batch
 
@@ -61,6 +61,6 @@ def enhance(c, prompt, video, inventory=None, host=None, state_dir=None, json=Fa
     """Enhance a prompt with Transfer1's prompt upsampler, as a run of its own; print it.
 
     Asking again for the same prompt and video prints the recorded answer."""
-    store = state_store(state_dir)
+    store = writable_store(state_dir)
     record = _enhance(prompt, video, resolve_inventory(inventory), store, host, json)
     _report(record, json)

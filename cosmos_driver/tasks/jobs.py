@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from invoke import task
 from rich.table import Table
 
-from cosmos_driver.ansible_adapter import inventory_hosts
-from cosmos_driver.batch import Batch, load_batch
+from cosmos_driver.batch import MAX_RUNS, Batch, load_batch
 from cosmos_driver.batch_runner import BatchResult, BatchRunner
 from cosmos_driver.content import content_root
 from cosmos_driver.errors import ConfigurationError, ExecutionError, Interrupted
+from cosmos_driver.inventory import Inventory, load_inventory
 from cosmos_driver.lab import lab as lab_control
 from cosmos_driver.lab.paths import LabPaths
 from cosmos_driver.provisioning import HostFacts
@@ -27,15 +28,52 @@ from cosmos_driver.tasks.common import (
     console,
     print_json,
     resolve_inventory,
-    state_store,
+    writable_store,
 )
 from cosmos_driver.tasks.progress import BatchView, live
 
 log = logging.getLogger(__name__)
 
 
-def _infer(batch_file: str, inventory: Path, store: RunStore, as_json: bool) -> BatchResult:
-    return run_batch(load_batch(Path(batch_file)), inventory, store, as_json)
+YES_HELP = (
+    f"run a batch that expands to more runs than its max_runs (default 1,000), up to {MAX_RUNS:,}"
+)
+
+
+def _infer(
+    batch_file: str, inventory: Path, store: RunStore, as_json: bool, yes: bool = False
+) -> BatchResult:
+    return run_batch(read_batch(Path(batch_file), yes), inventory, store, as_json)
+
+
+def read_batch(path: Path, yes: bool) -> Batch:
+    """Validate a batch file (with progress when that takes a while) and say what it holds
+    before anything starts: how many runs its entries expand to, and each warning once."""
+    batch = load_batch(path, max_runs=MAX_RUNS if yes else None, on_progress=_Progress(path))
+    log.info(
+        "batch %s: %d job entr%s expand to %d run(s)",
+        batch.batch_id,
+        batch.entries,
+        "y" if batch.entries == 1 else "ies",
+        batch.run_count,
+    )
+    for warning in batch.warnings:
+        log.warning("warning: %s", warning)
+    return batch
+
+
+class _Progress:
+    """Says how far validation got, once a second, when it takes more than a second."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.last = time.monotonic()
+
+    def __call__(self, jobs: int, read: int, entries: int) -> None:
+        if time.monotonic() - self.last < 1.0:
+            return
+        self.last = time.monotonic()
+        log.info("validating %s: %d of %d entries read, %d job(s)", self.path, read, entries, jobs)
 
 
 def run_batch(
@@ -43,10 +81,10 @@ def run_batch(
 ) -> BatchResult:
     """Run a batch on the inventory's hosts (only `host`, when given), with the live view on a
     terminal; every task that runs jobs comes through here."""
-    adapter = adapter_for(inventory, store)
-    hosts = _chosen_hosts(inventory_hosts(inventory), host, inventory)
+    hosts = _chosen_hosts(load_inventory(inventory), host)
     gpu_counts = _gpu_counts(hosts, HostFacts(store.root))
-    log.info("batch %s: %d job(s) on %s", batch.batch_id, len(batch.jobs), ", ".join(hosts))
+    adapter = adapter_for(inventory, store)
+    log.info("batch %s: %d run(s) on %s", batch.batch_id, batch.run_count, ", ".join(hosts))
     view = BatchView(batch.batch_id)
     runner = BatchRunner(
         adapter, store, gpu_counts, on_change=view.on_change, on_hosts=view.on_hosts
@@ -61,23 +99,22 @@ def run_batch(
         raise Interrupted(batch.batch_id) from None
 
 
-def _chosen_hosts(hosts: dict[str, dict], host: str | None, inventory: Path) -> dict[str, dict]:
-    """Every host of the inventory, or only the one asked for."""
+def _chosen_hosts(inventory: Inventory, host: str | None) -> dict[str, int]:
+    """The GPU count of every host of the inventory, or of only the one asked for."""
     if host is None:
-        return hosts
-    if host not in hosts:
+        return dict(inventory.gpu_counts)
+    if host not in inventory.gpu_counts:
         raise ConfigurationError(
-            f"host {host!r} is not in {inventory}; it has {', '.join(hosts) or 'no hosts'}"
+            f"host {host!r} is not in {inventory.path}; it has {', '.join(inventory.hosts)}"
         )
-    return {host: hosts[host]}
+    return {host: inventory.gpu_counts[host]}
 
 
-def _gpu_counts(hosts: dict[str, dict], facts: HostFacts) -> dict[str, int]:
+def _gpu_counts(hosts: dict[str, int], facts: HostFacts) -> dict[str, int]:
     """The inventory's cosmos_gpu_count per host, lowered to what the host's last health
     check saw: jobs never wait for GPUs a host does not have."""
     counts = {}
-    for name, hostvars in hosts.items():
-        configured = int(hostvars.get("cosmos_gpu_count", 1))
+    for name, configured in hosts.items():
         seen = facts.gpu_count(name)
         if seen is not None and seen < configured:
             log.warning(
@@ -135,13 +172,14 @@ def _finish(result: BatchResult) -> None:
         "inventory": INVENTORY_HELP,
         "state_dir": STATE_DIR_HELP,
         "json": JSON_HELP,
+        "yes": YES_HELP,
     }
 )
 @cli_errors
-def infer(c, batch, inventory=None, state_dir=None, json=False):
+def infer(c, batch, inventory=None, state_dir=None, json=False, yes=False):
     """Run a batch of Cosmos jobs; re-running the same file skips the runs that succeeded."""
-    store = state_store(state_dir)
-    result = _infer(batch, resolve_inventory(inventory), store, json)
+    store = writable_store(state_dir)
+    result = _infer(batch, resolve_inventory(inventory), store, json, yes)
     _summary(result, store, json)
     _finish(result)
 
@@ -150,8 +188,8 @@ def infer(c, batch, inventory=None, state_dir=None, json=False):
 @cli_errors
 def demo(c, state_dir=None, json=False):
     """Start the lab, run examples/demo.yaml on it, and say where the outputs are."""
+    store = writable_store(state_dir)
     inventory = lab_control.up(LabPaths.from_env(), hosts=None, gpus=None)
-    store = state_store(state_dir)
     result = _infer(str(content_root() / "examples" / "demo.yaml"), inventory, store, json)
     _summary(result, store, json)
     _finish(result)

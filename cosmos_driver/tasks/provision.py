@@ -20,7 +20,7 @@ from cosmos_driver.tasks.common import (
     cli_errors,
     console,
     print_json,
-    state_store,
+    writable_store,
 )
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def setup(
 
     A host stops at its first failing stage; the others go on. The Hugging Face token comes
     from $HF_TOKEN (handed to the play without touching a file) or a vault file."""
-    store = state_store(state_dir)
+    store = writable_store(state_dir)
     adapter = adapter_for(inventory, store)
     secrets = Secrets.gather(vault)
     with _progress(quiet=json) as on_task:
@@ -94,7 +94,7 @@ def health(c, inventory=None, limit="all", state_dir=None, json=False):
     """Say whether each host is ready: GPUs, driver, a GPU container, image, checkpoints, disk.
 
     Read-only. Exits 1 when a host is not ready (for CI), after printing every host."""
-    store = state_store(state_dir)
+    store = writable_store(state_dir)
     adapter = adapter_for(inventory, store)
     reports = run_health(adapter, limit)
     HostFacts(store.root).save(reports)

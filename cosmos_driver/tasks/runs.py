@@ -23,6 +23,7 @@ from cosmos_driver.tasks.common import (
     console,
     print_json,
     state_store,
+    writable_store,
 )
 
 FOLLOW_SECONDS = 2.0
@@ -229,7 +230,7 @@ def kill(c, run=None, batch=None, grace=10, inventory=None, state_dir=None, json
     """Cancel a run or a whole batch: SIGTERM, SIGKILL after --grace, logs collected."""
     if (run is None) == (batch is None):
         raise ValidationError("kill takes --run ID or --batch ID (one of them)")
-    store = state_store(state_dir)
+    store = writable_store(state_dir)
     run_ids = [store.find_run_id(run)] if run else [r.run_id for r in _batch_runs(store, batch)[1]]
     lifecycle = JobLifecycle(adapter_for(inventory, store), store)
     records = Killer(lifecycle, int(grace)).kill(run_ids)

@@ -15,6 +15,7 @@ from cosmos_driver.batch import Job, load_batch
 from cosmos_driver.batch_runner import BatchRunner
 from cosmos_driver.enhance import enhance_batch
 from cosmos_driver.errors import ConfigurationError, ExecutionError, ValidationError
+from cosmos_driver.inventory import Inventory
 from cosmos_driver.profiles import NAMES, UPSAMPLER, ContainerPaths, profile_named, upsampler
 from cosmos_driver.records import FailureReason, RunRecord, RunState
 from cosmos_driver.tasks.enhance import _report
@@ -269,8 +270,8 @@ def test_show_prints_both_prompts(capsys, tmp_path):
 
 
 def test_host_picks_one_inventory_host_and_an_unknown_one_is_an_error(tmp_path):
-    hosts = {"gpu-a": {"cosmos_gpu_count": 2}, "gpu-b": {}}
-    assert _chosen_hosts(hosts, None, tmp_path) == hosts
-    assert _chosen_hosts(hosts, "gpu-b", tmp_path) == {"gpu-b": {}}
+    inventory = Inventory(tmp_path / "hosts.yml", {"gpu-a": 2, "gpu-b": 1})
+    assert _chosen_hosts(inventory, None) == {"gpu-a": 2, "gpu-b": 1}
+    assert _chosen_hosts(inventory, "gpu-b") == {"gpu-b": 1}
     with pytest.raises(ConfigurationError, match=r"'gpu-c' is not in .*; it has gpu-a, gpu-b"):
-        _chosen_hosts(hosts, "gpu-c", tmp_path)
+        _chosen_hosts(inventory, "gpu-c")

@@ -244,7 +244,7 @@ def test_an_unreadable_host_fact_is_ignored(tmp_path):
 def test_gpu_counts_drop_to_what_health_saw_but_never_rise(tmp_path):
     facts = HostFacts(tmp_path)
     facts.save({"few": {"gpu_count": 2}, "many": {"gpu_count": 16}})
-    hosts = {"few": {"cosmos_gpu_count": 8}, "many": {"cosmos_gpu_count": 8}, "unchecked": {}}
+    hosts = {"few": 8, "many": 8, "unchecked": 1}
     assert _gpu_counts(hosts, facts) == {"few": 2, "many": 8, "unchecked": 1}
 
 
