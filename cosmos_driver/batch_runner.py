@@ -4,7 +4,7 @@ succeeded, and schedule the rest across every GPU of every host."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from cosmos_driver.ansible_adapter import AnsibleAdapter
@@ -14,12 +14,15 @@ from cosmos_driver.lifecycle import JobLifecycle, PreparedRun, prepare
 from cosmos_driver.multimodal import check_batch_inputs
 from cosmos_driver.profiles import upsampler
 from cosmos_driver.records import BatchRecord, RunRecord, RunState, utc_now
-from cosmos_driver.resume import IN_FLIGHT, find_batch_containers, ticket_for
+from cosmos_driver.resume import IN_FLIGHT, FoundContainers, find_batch_containers, ticket_for
 from cosmos_driver.scheduler import Host, Scheduler, Ticket
 from cosmos_driver.store import RunStore
 from cosmos_driver.upscale import UPSCALE_KIND, prepare_upscale, upscale_run_id
 
 log = logging.getLogger(__name__)
+
+# A run of the plan: its id, job, parent run id (an upscale's) and record (None when new).
+_Planned = tuple[str, Job, str | None, RunRecord | None]
 
 
 @dataclass
@@ -54,11 +57,13 @@ class BatchRunner:
         result = BatchResult(batch.batch_id)
         with self.store.driving(batch.batch_id):
             self._save_batch(batch)
-            tickets = self._tickets(batch, result)
+            todo = self._todo(batch, result)
             scheduler = Scheduler(self.lifecycle, self.gpu_counts)
             scheduler.on_hosts = self.on_hosts
-            scheduler.run(tickets)
-        result.records = [self._load(t.run.run_id) for t in tickets]
+            resumed = self._resumed(batch.batch_id, todo)
+            taken = {t.run.run_id for t in resumed}
+            scheduler.run(resumed, self._fresh(batch.batch_id, todo, taken))
+        result.records = [self._load(run_id) for run_id, _, _, _ in todo]
         return result
 
     def _check_fits(self, batch: Batch) -> None:
@@ -96,23 +101,40 @@ class BatchRunner:
         record.submitted_at = utc_now()
         self.store.save_batch(record)
 
-    def _tickets(self, batch: Batch, result: BatchResult) -> list[Ticket]:
-        planned = planned_runs(batch)
-        records = {run_id: self.store.load_run(run_id) for run_id, _, _ in planned}
-        in_flight = any(r and r.state in IN_FLIGHT for r in records.values())
-        found = find_batch_containers(self.adapter, batch.batch_id) if in_flight else None
-        tickets = []
-        for run_id, job, parent_id in planned:
-            record = records[run_id]
+    def _todo(self, batch: Batch, result: BatchResult) -> list[_Planned]:
+        """The runs not yet succeeded, with their records (None for a new run); the ones
+        that succeeded are skipped."""
+        todo = []
+        for run_id, job, parent_id in planned_runs(batch):
+            record = self.store.load_run(run_id)
             if record and record.state is RunState.SUCCEEDED:
                 log.info("run %s already succeeded; skipped", run_id)
                 result.skipped.append(run_id)
-                continue
-            run = self._prepare(batch.batch_id, run_id, job, parent_id)
-            ticket = ticket_for(run, record, found) if found else Ticket(run)
-            self._record_pending(run_id, batch.batch_id, run.job, record, ticket)
-            tickets.append(ticket)
-        return tickets
+            else:
+                todo.append((run_id, job, parent_id, record))
+        return todo
+
+    def _resumed(self, batch_id: str, todo: list[_Planned]) -> list[Ticket]:
+        """Tickets of the runs left in flight (their containers are looked for on the hosts):
+        made first, as they may hold GPUs."""
+        in_flight = [p for p in todo if p[3] and p[3].state in IN_FLIGHT]
+        if not in_flight:
+            return []
+        found = find_batch_containers(self.adapter, batch_id)
+        return [self._ticket(batch_id, planned, found) for planned in in_flight]
+
+    def _fresh(self, batch_id: str, todo: list[_Planned], resumed: set[str]) -> Iterator[Ticket]:
+        """Every other run, recorded as pending while the scheduler reads them."""
+        for planned in todo:
+            if planned[0] not in resumed:
+                yield self._ticket(batch_id, planned, None)
+
+    def _ticket(self, batch_id: str, planned: _Planned, found: FoundContainers | None) -> Ticket:
+        run_id, job, parent_id, record = planned
+        run = self._prepare(batch_id, run_id, job, parent_id)
+        ticket = ticket_for(run, record, found) if found else Ticket(run)
+        self._record_pending(run_id, batch_id, run.job, record, ticket)
+        return ticket
 
     def _prepare(self, batch_id: str, run_id: str, job: Job, parent_id: str | None) -> PreparedRun:
         """A job's own run, or its upscale run (the one with a parent)."""

@@ -32,7 +32,7 @@ from cosmos_driver.errors import ConfigurationError, ValidationError
 from cosmos_driver.profiles import DEFAULT, ContainerPaths, Profile, RunEnd, profile_named
 from cosmos_driver.records import FailureReason, Progress, RunRecord, RunState
 from cosmos_driver.store import RunStore, write_json_atomic
-from cosmos_driver.thumbnails import write_thumbnails
+from cosmos_driver.thumbnails import SharedThumbnails
 from cosmos_driver.video import probe
 
 log = logging.getLogger(__name__)
@@ -176,10 +176,14 @@ def prepare(store: RunStore, batch_id: str, run_id: str, job: Job) -> PreparedRu
     return PreparedRun(run_id, batch_id, job, names, spec_path)
 
 
+# Input thumbnails, made once per input file and linked into each run that uses it.
+_input_thumbnails = SharedThumbnails()
+
+
 def _thumbnails(video: Path, folder: Path, stem: str) -> None:
     """First and middle frame as JPEG, for status views and reports; never fails a run."""
     try:
-        write_thumbnails(video, folder, stem)
+        _input_thumbnails.write(video, folder, stem)
     except (ValidationError, OSError) as exc:
         log.warning("no thumbnails of %s: %s", video, exc)
 

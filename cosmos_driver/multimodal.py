@@ -123,7 +123,7 @@ def check_batch_inputs(
     however many jobs use it. Each line names the batch file, the job and the input."""
     probe_once = _CachedProbe()
     problems: list[str] = []
-    warnings: list[str] = []
+    warnings = _SameWarnings(str(batch.source))
     for job in batch.jobs:
         report = check_job_inputs(
             f"{batch.source}: job {job.name}",
@@ -133,15 +133,39 @@ def check_batch_inputs(
             limits=limits,
         )
         problems.extend(report.problems)
-        warnings.extend(report.warnings)
+        warnings.add(job.name, report.warnings)
     log.info(
         "checked %d input video(s) of %d job(s): %d problem(s), %d warning(s)",
         len(probe_once.results),
         len(batch.jobs),
         len(problems),
-        len(warnings),
+        len(warnings.jobs),
     )
-    return problems, warnings
+    return problems, warnings.lines()
+
+
+class _SameWarnings:
+    """Warnings of many jobs, each said once: the jobs of a sweep share their inputs, and
+    10,000 copies of one warning would bury everything else."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.jobs: dict[str, list[str]] = {}
+
+    def add(self, job_name: str, warnings: list[str]) -> None:
+        prefix = f"{self.source}: job {job_name}: "
+        for warning in warnings:
+            text = warning.removeprefix(prefix)
+            self.jobs.setdefault(text, []).append(job_name)
+
+    def lines(self) -> list[str]:
+        """One line per warning; a shared one names how many jobs it applies to."""
+        return [
+            f"{self.source}: job {names[0]}: {text}"
+            if len(names) == 1
+            else f"{self.source}: {len(names):,} jobs (job {names[0]} and others): {text}"
+            for text, names in self.jobs.items()
+        ]
 
 
 class _CachedProbe:

@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -40,6 +40,9 @@ from cosmos_driver.upscale import blocked_by_parent
 log = logging.getLogger(__name__)
 
 OUTAGE_BACKOFF_SECONDS = (5.0, 10.0, 20.0, 30.0)
+# How long the dispatch loop spends taking tickets from a lazy source between placements:
+# a 10,000-run batch starts its first run while the rest are still being recorded.
+TAKE_SECONDS = 0.2
 
 
 class Mode(Enum):
@@ -103,15 +106,22 @@ class Scheduler:
         self.working: set[str] = set()
         self.down_reasons: dict[str, str] = {}
         self.on_hosts: Callable[[dict[str, Host]], None] | None = None
+        # Tickets not taken yet (None once all are): made as the dispatch loop asks.
+        self.source: Iterator[Ticket] | None = None
 
     @property
     def workers(self) -> int:
         """Per device: its holder, its successor and a run being collected."""
         return 3 * sum(len(h.devices) for h in self.hosts.values()) + 2
 
-    def run(self, tickets: list[Ticket]) -> None:
-        """Run every ticket to an end; on Ctrl-C stop dispatching, leave containers be."""
+    def run(self, tickets: list[Ticket], more: Iterable[Ticket] = ()) -> None:
+        """Run every ticket to an end; on Ctrl-C stop dispatching, leave containers be.
+
+        `tickets` are queued (or claim their GPUs: ATTACH, COLLECT) before anything is
+        placed; `more` (FRESH only) is read lazily while runs go, so a large batch starts
+        its first run at once."""
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="cosmos-run")
+        self.source = iter(more)
         try:
             for ticket in tickets:
                 self._enqueue(ticket, pool)
@@ -122,11 +132,21 @@ class Scheduler:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def _take_more(self, pool: ThreadPoolExecutor) -> None:
+        """Take tickets from the source for up to TAKE_SECONDS."""
+        deadline = time.monotonic() + TAKE_SECONDS
+        while self.source is not None and time.monotonic() < deadline:
+            ticket = next(self.source, None)
+            if ticket is None:
+                self.source = None
+            else:
+                self._enqueue(ticket, pool)
+
     def _enqueue(self, ticket: Ticket, pool: ThreadPoolExecutor) -> None:
-        if ticket.mode is Mode.FRESH:
-            self.pending.append(ticket)
-            return
         with self.cond:
+            if ticket.mode is Mode.FRESH:
+                self.pending.append(ticket)
+                return
             self._claim(ticket)
             self.active += 1
             self.working.add(ticket.run.run_id)
@@ -134,16 +154,24 @@ class Scheduler:
 
     def _dispatch(self, pool: ThreadPoolExecutor) -> None:
         while True:
+            self._take_more(pool)
             with self.cond:
-                if not self.pending and not self.active:
+                if not self.pending and not self.active and self.source is None:
                     return
-                ticket = self._place_next()
-                if ticket is None:
+                placed = self._place_ready()
+                if not placed and self.source is None:
                     self.cond.wait(0.5)
-                    continue
-                self.active += 1
-                self.working.add(ticket.run.run_id)
-            pool.submit(self._work, ticket)
+            for ticket in placed:
+                pool.submit(self._work, ticket)
+
+    def _place_ready(self) -> list[Ticket]:
+        """Every pending ticket that fits now, each counted as driven (called under the lock)."""
+        placed = []
+        while (ticket := self._place_next()) is not None:
+            self.active += 1
+            self.working.add(ticket.run.run_id)
+            placed.append(ticket)
+        return placed
 
     def _place_next(self) -> Ticket | None:
         """The first pending ticket that fits a healthy host now (called under the lock)."""

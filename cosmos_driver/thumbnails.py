@@ -40,6 +40,40 @@ def write_thumbnails(video: Path, dest_dir: Path, stem: str) -> list[Path]:
     return written
 
 
+class SharedThumbnails:
+    """write_thumbnails once per input file, hard links after: the runs of a sweep share one
+    input, and 10,000 runs must not decode it 10,000 times nor store 10,000 copies."""
+
+    def __init__(self) -> None:
+        self.made: dict[tuple[Path, int, int, int], list[Path]] = {}
+
+    def write(self, video: Path, dest_dir: Path, stem: str) -> list[Path]:
+        """The thumbnails of `video` in `dest_dir`, as write_thumbnails names them."""
+        stat = video.stat()
+        key = (video.resolve(), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        made = self.made.get(key)
+        if made:
+            try:
+                return [_link(source, dest_dir, stem) for source in made]
+            except OSError:
+                log.debug("thumbnails of %s: cannot link, writing them again", video)
+        written = write_thumbnails(video, dest_dir, stem)
+        self.made[key] = written
+        return written
+
+
+def _link(source: Path, dest_dir: Path, stem: str) -> Path:
+    """Hard-link `source` (`<other stem>.<label>.jpg`) as `<stem>.<label>.jpg` in `dest_dir`."""
+    label = source.name.rsplit(".", 2)[-2]
+    target = dest_dir / f"{stem}.{label}.jpg"
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    temporary = dest_dir / f".{target.name}.link"
+    temporary.unlink(missing_ok=True)
+    temporary.hardlink_to(source)
+    temporary.replace(target)
+    return target
+
+
 def _frame(video: Path, index: int) -> Any:
     """Frame `index` of `video`: by seeking, else (if the seek misses) by decoding forward."""
     image = _seek_and_read(video, index) if index else None

@@ -51,11 +51,11 @@ def read_batch(path: Path, yes: bool) -> Batch:
     before anything starts: how many runs its entries expand to, and each warning once."""
     batch = load_batch(path, max_runs=MAX_RUNS if yes else None, on_progress=_Progress(path))
     log.info(
-        "batch %s: %d job entr%s expand to %d run(s)",
+        "batch %s: %s expand%s to %s run(s)",
         batch.batch_id,
-        batch.entries,
-        "y" if batch.entries == 1 else "ies",
-        batch.run_count,
+        "1 job entry" if batch.entries == 1 else f"{batch.entries:,} job entries",
+        "s" if batch.entries == 1 else "",
+        f"{batch.run_count:,}",
     )
     for warning in batch.warnings:
         log.warning("warning: %s", warning)
@@ -84,7 +84,7 @@ def run_batch(
     hosts = _chosen_hosts(load_inventory(inventory), host)
     gpu_counts = _gpu_counts(hosts, HostFacts(store.root))
     adapter = adapter_for(inventory, store)
-    log.info("batch %s: %d run(s) on %s", batch.batch_id, batch.run_count, ", ".join(hosts))
+    log.info("batch %s: %s run(s) on %s", batch.batch_id, f"{batch.run_count:,}", ", ".join(hosts))
     view = BatchView(batch.batch_id)
     runner = BatchRunner(
         adapter, store, gpu_counts, on_change=view.on_change, on_hosts=view.on_hosts

@@ -58,10 +58,35 @@ class BatchView:
         table = Table(title=f"batch {self.batch_id}", expand=False)
         for heading in ("run", "host", "state", "step", "elapsed", "left"):
             table.add_column(heading, overflow="fold")
-        for record in records:
+        for record in _shown(records):
             table.add_row(*_row(record))
         use = "  ".join(f"{host}: {busy} GPUs busy" for host, busy in sorted(host_use.items()))
-        return Group(table, use)
+        return Group(table, _counts(records), use)
+
+
+MAX_ROWS = 20
+
+
+def _shown(records: list[RunRecord]) -> list[RunRecord]:
+    """The rows worth a look when a batch has many runs: the ones in flight, then the latest
+    to end, then the next pending ones; at most MAX_ROWS."""
+    if len(records) <= MAX_ROWS:
+        return records
+    live_states = ("staging", "running", "collecting")
+    in_flight = [r for r in records if r.state.value in live_states]
+    ended = [r for r in records if r.state.value not in (*live_states, "pending")]
+    ended.sort(key=lambda r: r.history[-1].at if r.history else "", reverse=True)
+    pending = [r for r in records if r.state.value == "pending"]
+    return (in_flight + ended + pending)[:MAX_ROWS]
+
+
+def _counts(records: list[RunRecord]) -> str:
+    """`12 runs: 4 running, 8 pending` — the whole batch, whatever the table shows."""
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record.state.value] = counts.get(record.state.value, 0) + 1
+    parts = ", ".join(f"{n:,} {state}" for state, n in sorted(counts.items()))
+    return f"{len(records):,} run(s): {parts}" if records else ""
 
 
 def _row(record: RunRecord) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from cosmos_driver import multimodal
 from cosmos_driver.batch import load_batch
@@ -189,3 +190,22 @@ def test_batch_reports_every_problem_of_every_job_at_once(clips, tmp_path, monke
     assert problems[2].startswith(prefix + f"broken-again: inputs.depth: {truncated}: ")
     files = {clips["color"], clips["depth"], clips["short"], truncated}
     assert sorted(p.resolve() for p in calls) == sorted(p.resolve() for p in files)
+
+
+def test_a_warning_shared_by_many_jobs_is_said_once_with_a_count(clips, tmp_path):
+    sweep = {
+        "name": "fast",
+        "prompt": "p",
+        "inputs": {"color": str(clips["color"])},
+        "controls": {"edge": 0.5},
+        "fps": 60,
+        "seed": list(range(300)),
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"name": "b", "jobs": [sweep]}))
+    batch = load_batch(path)
+    problems, warnings = check_batch_inputs(batch)
+    assert problems == []
+    (warning,) = warnings
+    assert warning.startswith(f"{batch.source}: 300 jobs (job fast.seed-0 and others): ")
+    assert "fps" in warning

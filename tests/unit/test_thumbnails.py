@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cosmos_driver.errors import ValidationError
-from cosmos_driver.thumbnails import MAX_WIDTH, write_thumbnails
+from cosmos_driver.thumbnails import MAX_WIDTH, SharedThumbnails, write_thumbnails
 from tests.unit.test_video import make_video
 
 
@@ -94,3 +94,25 @@ def test_rewriting_replaces_the_files_and_leaves_no_temporary_ones(tmp_path):
     first, _ = write_thumbnails(brighter, tmp_path / "t", "v")
     assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["v.first.jpg", "v.middle.jpg"]
     assert grey(first) == pytest.approx(150, abs=4)
+
+
+def test_shared_thumbnails_decode_an_input_once_and_link_it_into_each_run(tmp_path, monkeypatch):
+    video = shaded_video(tmp_path / "v.mp4", 4, (64, 48))
+    shared = SharedThumbnails()
+    first = shared.write(video, tmp_path / "run-1", "input-color")
+    monkeypatch.setattr(
+        "cosmos_driver.thumbnails.write_thumbnails", lambda *_: pytest.fail("decoded again")
+    )
+    second = shared.write(video, tmp_path / "run-2", "input-color")
+    assert [p.name for p in second] == ["input-color.first.jpg", "input-color.middle.jpg"]
+    for one, other in zip(first, second, strict=True):
+        assert one.stat().st_ino == other.stat().st_ino, "a hard link, not a copy"
+
+
+def test_shared_thumbnails_are_written_again_when_the_first_copy_is_gone(tmp_path):
+    video = shaded_video(tmp_path / "v.mp4", 4, (64, 48))
+    shared = SharedThumbnails()
+    for path in shared.write(video, tmp_path / "run-1", "input-color"):
+        path.unlink()
+    again = shared.write(video, tmp_path / "run-2", "input-color")
+    assert all(p.stat().st_size > 0 for p in again)
