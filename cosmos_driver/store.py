@@ -70,6 +70,18 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _write_problem(folder: Path) -> str | None:
+    """Why a file cannot be created in `folder`, found by creating and removing one (a
+    permission check alone passes for root on folders like /proc)."""
+    try:
+        descriptor, name = tempfile.mkstemp(prefix=".cosmos-probe-", dir=folder)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    os.close(descriptor)
+    Path(name).unlink()
+    return None
+
+
 class RunStore:
     """Run and batch records under one state directory."""
 
@@ -87,10 +99,12 @@ class RunStore:
                 f"state directory {self.root}: {folder} is not a folder; "
                 "choose another with --state-dir (or $COSMOS_STATE_DIR)"
             )
-        if not os.access(folder, os.W_OK | os.X_OK):
+        problem = _write_problem(folder)
+        if problem:
             raise StoreError(
-                f"state directory {self.root}: {folder} is not writable by this user; "
-                "fix its permissions or choose another with --state-dir (or $COSMOS_STATE_DIR)"
+                f"state directory {self.root}: {folder} is not writable by this user "
+                f"({problem}); fix its permissions or choose another with --state-dir "
+                "(or $COSMOS_STATE_DIR)"
             )
 
     @contextlib.contextmanager

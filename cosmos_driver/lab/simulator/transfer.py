@@ -655,6 +655,8 @@ def start_record(
     record.data.update(
         {
             "argv": sys.argv,
+            # The whole environment, so tests can prove a batch's env arrives as written.
+            "environ": dict(os.environ),
             "cwd": str(Path.cwd()),
             "spec": spec,
             "args": vars(args),
