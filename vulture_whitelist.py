@@ -45,3 +45,14 @@ log_message
 
 # Invoke tasks are found by name (checkpoints.verify).
 verify
+
+# reprlib.Repr reads its limits as attributes (batch_checks.shown).
+maxstring
+maxother
+maxlist
+maxdict
+maxtuple
+maxlevel
+
+# PyYAML's dumper asks ignore_aliases (unsafe_vars: no anchors in extra vars).
+ignore_aliases
