@@ -71,6 +71,10 @@ def resolve_inventory(inventory: str | None) -> Path:
     if not path.exists():
         hint = "" if chosen else " (no lab inventory: run `invoke lab.up` or pass --inventory)"
         raise ConfigurationError(f"inventory {path} does not exist{hint}")
+    if not (path.is_file() or path.is_dir()):
+        raise ConfigurationError(
+            f"inventory {path} is not a file or folder; pass an inventory file with --inventory"
+        )
     return path
 
 

@@ -34,6 +34,9 @@ from cosmos_driver.tasks.progress import BatchView, live
 
 log = logging.getLogger(__name__)
 
+# Files above this take about a second to parse: say so before starting.
+LARGE_BATCH_BYTES = 1 << 20
+
 
 YES_HELP = (
     f"run a batch that expands to more runs than its max_runs (default 1,000), up to {MAX_RUNS:,}"
@@ -49,6 +52,7 @@ def _infer(
 def read_batch(path: Path, yes: bool) -> Batch:
     """Validate a batch file (with progress when that takes a while) and say what it holds
     before anything starts: how many runs its entries expand to, and each warning once."""
+    _say_when_large(path)
     batch = load_batch(path, max_runs=MAX_RUNS if yes else None, on_progress=_Progress(path))
     log.info(
         "batch %s: %s expand%s to %s run(s)",
@@ -60,6 +64,16 @@ def read_batch(path: Path, yes: bool) -> Batch:
     for warning in batch.warnings:
         log.warning("warning: %s", warning)
     return batch
+
+
+def _say_when_large(path: Path) -> None:
+    """A line before reading a batch file that will take a moment to parse."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return  # load_batch names the problem
+    if size > LARGE_BATCH_BYTES:
+        log.info("reading %s (%.1f MiB)", path, size / (1 << 20))
 
 
 class _Progress:
