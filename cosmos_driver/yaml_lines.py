@@ -30,14 +30,14 @@ LIMITS = "docs/batch-file.md#limits"
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_NODES = 2_000_000
 MAX_DEPTH = 64
+# Aliases may expand a document to as many nodes as it has bytes, or this many if that is more
+# (a few bytes of `*a` must not become a million nodes), and never past MAX_NODES.
+MIN_EXPANSION = 100_000
 # Longer numbers are refused: Python's int() stops there, and `1:2:3…` (base 60) is quadratic.
 MAX_NUMBER_CHARS = 4_300
 
 _TOO_DEEP = f"lists and mappings nest more than {MAX_DEPTH} levels deep ({LIMITS})"
 _TOO_MANY = f"holds more than {MAX_NODES:,} YAML nodes ({LIMITS})"
-_TOO_MUCH = (
-    f"the document expands too much: its aliases make more than {MAX_NODES:,} nodes ({LIMITS})"
-)
 _CYCLE = "an alias refers to itself: a list or mapping cannot contain itself"
 _CORE = "tag:yaml.org,2002:"
 _MAP, _SEQ, _SET, _STR = (f"{_CORE}{name}" for name in ("map", "seq", "set", "str"))
@@ -214,7 +214,8 @@ def _document(text: str) -> LinedDocument:
         node = _compose(text)
         if node is not None:
             if "*" in text:  # an alias needs one: without, nothing is shared or circular
-                _Expansion().size(node, 1, node.start_mark.line + 1)
+                budget = min(MAX_NODES, max(MIN_EXPANSION, len(text)))
+                _Expansion(budget).size(node, 1, node.start_mark.line + 1)
             document.data = _Converter(document.lines).convert(node, "", 1)
     return document
 
@@ -260,9 +261,10 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 class _Expansion:
     """Sizes the node graph once per distinct node: refuses alias cycles and documents whose
-    aliases expand past MAX_NODES nodes, before anything is expanded."""
+    aliases expand past `budget` nodes, before anything is expanded."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
         self.sizes: dict[int, int] = {}
         self.open: set[int] = set()
 
@@ -281,8 +283,12 @@ class _Expansion:
         self.open.add(key)
         total = 1 + sum(self.size(child, depth + 1, where) for child, where in _children(node))
         self.open.discard(key)
-        if total > MAX_NODES:
-            raise _Refusal(node.start_mark.line + 1, _TOO_MUCH)
+        if total > self.budget:
+            raise _Refusal(
+                node.start_mark.line + 1,
+                f"the document expands too much: its aliases make more than {self.budget:,} "
+                f"nodes ({LIMITS})",
+            )
         self.sizes[key] = total
         return total
 
@@ -343,6 +349,8 @@ class _Converter:
             raise _Refusal(node.start_mark.line + 1, _TOO_DEEP)
         _check_tag(node, _MAP)
         own, merged = self._own_entries(node)
+        if not merged:
+            return own
         entries: dict[Any, _Entry] = {}
         for source in merged:
             for key, entry in self._entries(source, depth + 1).items():

@@ -20,6 +20,7 @@ from cosmos_driver.yaml_lines import (
     MAX_DEPTH,
     MAX_FILE_BYTES,
     MAX_NODES,
+    MIN_EXPANSION,
     load_lined,
 )
 
@@ -263,10 +264,21 @@ def test_an_alias_that_refers_to_itself_is_refused(tmp_path, loader, text, line)
 
 def test_a_billion_laughs_alias_bomb_is_refused_naming_its_line(tmp_path, loader):
     path = write(tmp_path, billion_laughs(levels=9, width=9))
-    # Level k expands to about 9**k nodes; level 7 (line 7) is the first past MAX_NODES.
-    assert 9**6 < MAX_NODES < 9**7
+    # Level k (line k) expands to about 9**k nodes; a small file may expand to MIN_EXPANSION.
+    assert 9**5 < MIN_EXPANSION < 9**6
     assert problem(path) == (
-        f"{path}:7: the document expands too much: its aliases make more than "
+        f"{path}:6: the document expands too much: its aliases make more than "
+        f"{MIN_EXPANSION:,} nodes ({LIMITS})"
+    )
+
+
+def test_a_larger_file_may_expand_to_as_many_nodes_as_it_has_bytes(tmp_path, loader):
+    padding = "#" * (7 * MIN_EXPANSION) + "\n"
+    path = write(tmp_path, padding + billion_laughs(levels=6, width=9))
+    assert len(load_lined(path).data["f"]) == 9  # 9**6 nodes: more than MIN_EXPANSION
+    path = write(tmp_path, "#" * MAX_NODES + "\n" + billion_laughs(levels=7, width=9))
+    assert problem(path) == (
+        f"{path}:8: the document expands too much: its aliases make more than "
         f"{MAX_NODES:,} nodes ({LIMITS})"
     )
 
