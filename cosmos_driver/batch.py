@@ -5,6 +5,7 @@ A problem names the file, the line, the job and the field, and says how to fix i
 from __future__ import annotations
 
 import difflib
+import functools
 import itertools
 import math
 import re
@@ -154,6 +155,7 @@ def load_batch(
 
     A batch that expands to more than `max_runs` runs (default: the file's `max_runs:`, else
     DEFAULT_MAX_RUNS) is refused before its jobs are expanded."""
+    _checked_input.cache_clear()  # files may have come or gone since the last load
     document = load_lined(path)
     problems = _Problems(path, document)
     data = document.data
@@ -394,6 +396,13 @@ def _input_file(base: Path, value: Any) -> tuple[Path | None, str | None]:
     """The input video `value` names (relative to the batch file), or why it cannot be one."""
     if not isinstance(value, str) or not value or "\x00" in value:
         return None, "must be the path of a video file"
+    return _checked_input(base, value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_input(base: Path, value: str) -> tuple[Path | None, str | None]:
+    """_input_file for a path text: the jobs of a batch share their inputs, so each is
+    resolved once per load (load_batch clears this cache when it starts)."""
     try:
         file = (base / value).resolve()
         if file.is_dir():

@@ -811,3 +811,19 @@ def test_a_bad_value_in_a_sweep_is_named(tmp_path):
     with pytest.raises(ValidationError) as caught:
         load_batch(path)
     assert "jobs[0] (s.seed--4).seed: must be from 0 to 4294967295, got -4" in str(caught.value)
+
+
+def test_an_input_that_appears_after_a_load_is_found_by_the_next_load(write_batch):
+    path = write_batch(
+        """
+        name: b
+        jobs:
+          - name: j
+            prompt: p
+            inputs: {color: later.mp4}
+            controls: {edge: 0.5}
+        """
+    )
+    assert "no such file" in only_problem(path)
+    (path.parent / "later.mp4").write_bytes(b"not checked here")
+    assert load_batch(path).jobs[0].inputs["color"] == (path.parent / "later.mp4").resolve()
