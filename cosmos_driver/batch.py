@@ -17,6 +17,7 @@ from typing import Any
 from cosmos_driver import batch_checks as checks
 from cosmos_driver import ids, profiles
 from cosmos_driver.errors import ValidationError
+from cosmos_driver.job_warnings import JobWarnings
 from cosmos_driver.yaml_lines import LinedDocument, load_lined
 
 MODALITIES = ("color", "vis", "edge", "depth", "seg", "keypoint")
@@ -116,22 +117,12 @@ class _Problems:
         self.source = source
         self.document = document
         self.items: list[str] = []
-        self.warnings: dict[str, list[str]] = {}
+        self.warnings = JobWarnings(str(source))
 
     def add(self, path: str, message: str, label: str | None = None) -> None:
         line = self.document.line_of(path)
         where = f"{self.source}:{line}" if line else str(self.source)
         self.items.append(f"{where}: {label or path}: {message}")
-
-    def warn(self, kind: str, label: str) -> None:
-        """Note one more job with warning `kind`; said once, with the count."""
-        self.warnings.setdefault(kind, []).append(label)
-
-    def warning_lines(self) -> tuple[str, ...]:
-        return tuple(
-            f"{self.source}: {len(labels)} job(s) {kind} (first: {labels[0]})"
-            for kind, labels in self.warnings.items()
-        )
 
     def unknown_keys(
         self, mapping: dict[str, Any], allowed: tuple[str, ...] | list[str], path: str, label: str
@@ -171,7 +162,8 @@ def load_batch(
     jobs = _jobs(entries, defaults, path.parent, problems, on_progress)
     if problems.items:
         raise ValidationError(problems.items)
-    return Batch(str(name), path.resolve(), tuple(jobs), problems.warning_lines(), len(entries))
+    warnings = tuple(problems.warnings.lines())
+    return Batch(str(name), path.resolve(), tuple(jobs), warnings, len(entries))
 
 
 def _run_limit(data: dict[str, Any], max_runs: int | None, problems: _Problems) -> int:
@@ -308,7 +300,7 @@ def _job(index: int, raw: dict[str, Any], base: Path, problems: _Problems) -> Jo
     _profile_problems(raw, wrong, path, label, problems)
     if len(problems.items) > before:
         return None
-    _prompt_warnings(raw, label, problems)
+    _prompt_warnings(raw, problems)
     return Job(
         name=raw["name"],
         prompt=raw["prompt"],
@@ -341,15 +333,15 @@ def _env_problems(env: dict[Any, Any], path: str, label: str, problems: _Problem
         problems.add(f"{path}.env.{name}", message, f"{label}.env.{_text_of(name)}")
 
 
-def _prompt_warnings(raw: dict[str, Any], label: str, problems: _Problems) -> None:
+def _prompt_warnings(raw: dict[str, Any], problems: _Problems) -> None:
     """Prompts past what the text encoder reads are kept, and said once with a count."""
     for key in ("prompt", "negative_prompt"):
         value = raw.get(key)
         if isinstance(value, str) and checks.estimated_tokens(value) > checks.PROMPT_TOKENS:
-            problems.warn(
-                f"have a {key} longer than about {checks.PROMPT_TOKENS} tokens, which Cosmos's "
-                "T5 text encoder truncates",
-                label,
+            problems.warnings.add(
+                raw["name"],
+                f"{key} is longer than about {checks.PROMPT_TOKENS} tokens; Cosmos's T5 text "
+                "encoder reads only that much of it",
             )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from cosmos_driver.batch import MODALITIES, Batch
 from cosmos_driver.errors import ValidationError
+from cosmos_driver.job_warnings import JobWarnings
 from cosmos_driver.video import VideoInfo, probe
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def check_batch_inputs(
     however many jobs use it. Each line names the batch file, the job and the input."""
     probe_once = _CachedProbe()
     problems: list[str] = []
-    warnings = _SameWarnings(str(batch.source))
+    warnings = JobWarnings(str(batch.source))
     for job in batch.jobs:
         report = check_job_inputs(
             f"{batch.source}: job {job.name}",
@@ -133,7 +134,9 @@ def check_batch_inputs(
             limits=limits,
         )
         problems.extend(report.problems)
-        warnings.add(job.name, report.warnings)
+        prefix = f"{batch.source}: job {job.name}: "
+        for warning in report.warnings:
+            warnings.add(job.name, warning.removeprefix(prefix))
     log.info(
         "checked %d input video(s) of %d job(s): %d problem(s), %d warning(s)",
         len(probe_once.results),
@@ -142,30 +145,6 @@ def check_batch_inputs(
         len(warnings.jobs),
     )
     return problems, warnings.lines()
-
-
-class _SameWarnings:
-    """Warnings of many jobs, each said once: the jobs of a sweep share their inputs, and
-    10,000 copies of one warning would bury everything else."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.jobs: dict[str, list[str]] = {}
-
-    def add(self, job_name: str, warnings: list[str]) -> None:
-        prefix = f"{self.source}: job {job_name}: "
-        for warning in warnings:
-            text = warning.removeprefix(prefix)
-            self.jobs.setdefault(text, []).append(job_name)
-
-    def lines(self) -> list[str]:
-        """One line per warning; a shared one names how many jobs it applies to."""
-        return [
-            f"{self.source}: job {names[0]}: {text}"
-            if len(names) == 1
-            else f"{self.source}: {len(names):,} jobs (job {names[0]} and others): {text}"
-            for text, names in self.jobs.items()
-        ]
 
 
 class _CachedProbe:

@@ -9,7 +9,7 @@ from pathlib import Path
 from invoke import task
 from rich.table import Table
 
-from cosmos_driver.batch import MAX_RUNS, Batch, load_batch
+from cosmos_driver.batch import DEFAULT_MAX_RUNS, MAX_RUNS, Batch, load_batch
 from cosmos_driver.batch_runner import BatchResult, BatchRunner
 from cosmos_driver.content import content_root
 from cosmos_driver.errors import ConfigurationError, ExecutionError, Interrupted
@@ -39,7 +39,8 @@ LARGE_BATCH_BYTES = 1 << 20
 
 
 YES_HELP = (
-    f"run a batch that expands to more runs than its max_runs (default 1,000), up to {MAX_RUNS:,}"
+    f"run a batch that expands to more runs than its max_runs (default {DEFAULT_MAX_RUNS:,}), "
+    f"up to {MAX_RUNS:,}"
 )
 
 
