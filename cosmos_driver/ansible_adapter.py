@@ -21,7 +21,7 @@ from typing import Any
 
 import ansible_runner
 
-from cosmos_driver.content import content_root
+from cosmos_driver import content
 from cosmos_driver.errors import ConfigurationError
 from cosmos_driver.secret_channel import SOCKET_ENV, SecretChannel
 from cosmos_driver.unsafe_vars import write_unsafe
@@ -165,7 +165,6 @@ class AnsibleAdapter:
         _put_ansible_on_path()
         self.inventory = inventory.resolve()
         self.scratch_dir = scratch_dir
-        self.root = content_root()
 
     def run(
         self,
@@ -207,8 +206,8 @@ class AnsibleAdapter:
         write_unsafe(private_dir / "env" / "extravars", call.extravars)
         thread, runner = ansible_runner.run_async(
             private_data_dir=str(private_dir),
-            project_dir=str(self.root),
-            playbook=str(Path("playbooks") / call.playbook),
+            project_dir=str(content.COLLECTION),
+            playbook=str(content.playbook(call.playbook)),
             inventory=str(self.inventory),
             limit=call.limit,
             envvars={**self._envvars(), **({SOCKET_ENV: str(channel.path)} if channel else {})},
@@ -225,12 +224,9 @@ class AnsibleAdapter:
 
     def _envvars(self) -> dict[str, str]:
         env = {
-            "ANSIBLE_CONFIG": str(self.root / "ansible.cfg"),
+            "ANSIBLE_CONFIG": str(content.ANSIBLE_CFG),
+            "ANSIBLE_COLLECTIONS_PATH": str(content.COLLECTIONS_PATH),
             "ANSIBLE_HOST_KEY_CHECKING": "True",
-            "ANSIBLE_ROLES_PATH": str(self.root / "roles"),
-            "ANSIBLE_LIBRARY": str(self.root / "library"),
-            "ANSIBLE_MODULE_UTILS": str(self.root / "module_utils"),
-            "ANSIBLE_LOOKUP_PLUGINS": str(self.root / "lookup_plugins"),
             "ANSIBLE_NOCOLOR": "1",
         }
         env.update({name: "" for name in SECRET_ENV_NAMES if name in os.environ})

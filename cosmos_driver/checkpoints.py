@@ -2,7 +2,7 @@
 
 A manifest is a YAML file per profile (manifests/<profile>.yaml). Loading validates every
 entry and reports every problem at once as `file:line: where: what, and the fix`; the host
-module library/cosmos_checkpoints.py takes the entries as plain dicts."""
+module cosmos.driver.cosmos_checkpoints takes the entries as plain dicts."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from typing import Any
 
 import yaml
 
+from cosmos_driver import content
 from cosmos_driver.errors import ValidationError
 from cosmos_driver.store import write_bytes_atomic
 from cosmos_driver.yaml_lines import LinedDocument, load_lined
 
 SCHEMA = 1
-MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
+MANIFESTS = content.MANIFESTS
 # The host module keeps its stamp here, under the checkpoint directory; never a manifest path.
 STAMP_NAME = ".cosmos-verify-stamp.json"
 SHA256 = re.compile(r"[0-9a-f]{64}")

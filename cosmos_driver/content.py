@@ -1,20 +1,21 @@
-"""Where the Ansible content (playbooks, roles, library, ansible.cfg) lives on this machine."""
+"""Where the Ansible content lives: the cosmos.driver collection this package carries.
+
+The wheel holds the collection (playbooks, roles, modules, plugins, checkpoint manifests),
+the driver's ansible.cfg and the demo batch, so `pip install` gives a working tool."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from cosmos_driver.errors import ConfigurationError
+PACKAGE_DIR = Path(__file__).resolve().parent
+# ANSIBLE_COLLECTIONS_PATH: the folder that holds ansible_collections/cosmos/driver.
+COLLECTIONS_PATH = PACKAGE_DIR
+COLLECTION = PACKAGE_DIR / "ansible_collections" / "cosmos" / "driver"
+ANSIBLE_CFG = PACKAGE_DIR / "ansible.cfg"
+MANIFESTS = COLLECTION / "manifests"
+EXAMPLES = PACKAGE_DIR / "examples"
 
 
-def content_root() -> Path:
-    """The folder holding playbooks/ and roles/: COSMOS_CONTENT_DIR, else this checkout."""
-    override = os.environ.get("COSMOS_CONTENT_DIR")
-    root = Path(override) if override else Path(__file__).resolve().parents[1]
-    if not (root / "playbooks").is_dir():
-        raise ConfigurationError(
-            f"no playbooks/ under {root}: install cosmos-driver from a checkout "
-            "(pip install -e .) or set COSMOS_CONTENT_DIR to one"
-        )
-    return root
+def playbook(name: str) -> Path:
+    """The collection's playbook `name` (job_launch.yml, setup.yml, ...)."""
+    return COLLECTION / "playbooks" / name

@@ -16,7 +16,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 ADAPTER = "cosmos_driver/ansible_adapter.py"
-CONTAINER_PLACE = "library/cosmos_container.py"
+COLLECTION = "cosmos_driver/ansible_collections/cosmos/driver"
+CONTAINER_PLACE = f"{COLLECTION}/plugins/modules/cosmos_container.py"
 FORBIDDEN_IMPORTS = {"paramiko", "docker", "fabric", "invoke.runners", "pexpect", "asyncssh"}
 SSH_BINARIES = {"ssh", "scp", "sftp", "rsync"}
 ENGINE_WORDS = re.compile(r"\b(docker|podman|nerdctl)\b")
@@ -34,8 +35,6 @@ LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical", "lo
 
 def python_files(root: Path) -> list[Path]:
     files = [root / "tasks.py", *sorted((root / "cosmos_driver").rglob("*.py"))]
-    for folder in ("library", "module_utils"):
-        files += sorted((root / folder).rglob("*.py"))
     return [f for f in files if f.exists() and "simulator" not in f.parts]
 
 
@@ -108,8 +107,9 @@ def _tasks(node: object) -> list[dict]:
 
 def engine_commands_in_ansible(root: Path) -> list[str]:
     found = []
-    yaml_files = sorted((root / "roles").rglob("*.yml")) + sorted(
-        (root / "playbooks").glob("*.yml")
+    collection = root / COLLECTION
+    yaml_files = sorted((collection / "roles").rglob("*.yml")) + sorted(
+        (collection / "playbooks").glob("*.yml")
     )
     for path in yaml_files:
         for task in _tasks(yaml.safe_load(path.read_text())):
@@ -166,7 +166,7 @@ def test_repository_keeps_the_rule(rule):
 @pytest.fixture
 def planted(tmp_path: Path) -> Path:
     """A copy of the code and Ansible content to plant violations in."""
-    for name in ("cosmos_driver", "library", "roles", "playbooks"):
+    for name in ("cosmos_driver",):
         shutil.copytree(
             ROOT / name,
             tmp_path / name,
@@ -187,7 +187,7 @@ PLANTS = {
     ssh_subprocesses: ("cosmos_driver/store.py", "\nCMD = ['ssh', 'host', 'true']\n"),
     engine_commands_in_python: ("cosmos_driver/lifecycle.py", "\nCMD = ['docker', 'run', 'x']\n"),
     engine_commands_in_ansible: (
-        "roles/cosmos_job/tasks/collect.yml",
+        f"{COLLECTION}/roles/cosmos_job/tasks/collect.yml",
         "\n- name: Sneak\n  ansible.builtin.command:\n    argv: [docker, rm, -f, x]\n",
     ),
     eager_log_formatting: ("cosmos_driver/store.py", "\nlog.info(f'{len(__name__)} bytes')\n"),
@@ -204,7 +204,7 @@ def test_rule_finds_a_planted_violation(rule, planted):
 
 def test_shell_task_that_is_not_the_engine_is_allowed(planted):
     _append(
-        planted / "roles/cosmos_job/tasks/collect.yml",
+        planted / f"{COLLECTION}/roles/cosmos_job/tasks/collect.yml",
         "\n- name: Fine\n  ansible.builtin.command:\n    argv: [nvidia-smi, -L]\n",
     )
     assert engine_commands_in_ansible(planted) == []

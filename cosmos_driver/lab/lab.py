@@ -116,7 +116,7 @@ def _stop_extra_hosts(paths: LabPaths, previous: LabConfig | None, hosts: int) -
 
 
 def _write_inventory(paths: LabPaths, hosts: list[sshd.SshHost], gpus: int) -> None:
-    """Host variables (not group ones: playbook group_vars/all would override those)."""
+    """Every setting as a host variable, so each lab host is complete on its own."""
     inventory = {
         "all": {
             "children": {

@@ -9,9 +9,9 @@ from pathlib import Path
 from invoke import task
 from rich.table import Table
 
+from cosmos_driver import content
 from cosmos_driver.batch import DEFAULT_MAX_RUNS, MAX_RUNS, Batch, load_batch
 from cosmos_driver.batch_runner import BatchResult, BatchRunner
-from cosmos_driver.content import content_root
 from cosmos_driver.errors import ConfigurationError, ExecutionError, Interrupted
 from cosmos_driver.inventory import Inventory, load_inventory
 from cosmos_driver.lab import lab as lab_control
@@ -205,6 +205,6 @@ def demo(c, state_dir=None, json=False):
     """Start the lab, run examples/demo.yaml on it, and say where the outputs are."""
     store = writable_store(state_dir)
     inventory = lab_control.up(LabPaths.from_env(), hosts=None, gpus=None)
-    result = _infer(str(content_root() / "examples" / "demo.yaml"), inventory, store, json)
+    result = _infer(str(content.EXAMPLES / "demo.yaml"), inventory, store, json)
     _summary(result, store, json)
     _finish(result)

@@ -27,7 +27,7 @@ PLAY = [
         "tasks": [
             {
                 "name": "Run the checkpoints role",
-                "ansible.builtin.include_role": {"name": "cosmos_checkpoints"},
+                "ansible.builtin.include_role": {"name": "cosmos.driver.cosmos_checkpoints"},
             },
             {
                 "name": "Hand the report to the driver",

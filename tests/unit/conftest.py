@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
+import types
 from collections.abc import Callable
 from pathlib import Path
 
-import ansible.module_utils
 import cv2
 import numpy as np
 import pytest
 
+from cosmos_driver.content import COLLECTIONS_PATH
 from cosmos_driver.store import RunStore
 
-# The modules under library/ import our shared code as Ansible ships it to a host:
-# ansible.module_utils.cosmos_staging (ansible.cfg: module_utils = ./module_utils).
-ansible.module_utils.__path__.append(str(Path(__file__).resolve().parents[2] / "module_utils"))
+# The collection's modules import its module_utils by their full name, as Ansible ships them
+# to a host: ansible_collections.cosmos.driver.plugins.module_utils.cosmos_staging. Here the
+# namespace package ansible_collections is the one the cosmos_driver package carries.
+_collections = types.ModuleType("ansible_collections")
+_collections.__path__ = [str(COLLECTIONS_PATH / "ansible_collections")]
+sys.modules.setdefault("ansible_collections", _collections)
 
 
 def make_mp4(path: Path, frames: int = 8, size: tuple[int, int] = (64, 48)) -> Path:

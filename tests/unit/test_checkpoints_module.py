@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-MODULE = Path(__file__).resolve().parents[2] / "library" / "cosmos_checkpoints.py"
+from cosmos_driver.content import COLLECTION
+
+MODULE = COLLECTION / "plugins" / "modules" / "cosmos_checkpoints.py"
 spec = importlib.util.spec_from_file_location("cosmos_checkpoints", MODULE)
 cosmos_checkpoints = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(cosmos_checkpoints)

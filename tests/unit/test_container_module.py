@@ -12,7 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
-MODULE = Path(__file__).resolve().parents[2] / "library" / "cosmos_container.py"
+from cosmos_driver.content import COLLECTION
+
+MODULE = COLLECTION / "plugins" / "modules" / "cosmos_container.py"
 spec = importlib.util.spec_from_file_location("cosmos_container", MODULE)
 cosmos_container = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(cosmos_container)

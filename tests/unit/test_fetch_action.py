@@ -13,8 +13,10 @@ from types import SimpleNamespace
 import pytest
 from ansible.errors import AnsibleActionFail, AnsibleActionSkip
 
+from cosmos_driver.content import COLLECTION
+
 ROOT = Path(__file__).resolve().parents[2]
-PLUGIN = ROOT / "roles" / "cosmos_job" / "action_plugins" / "cosmos_fetch.py"
+PLUGIN = COLLECTION / "plugins" / "action" / "cosmos_fetch.py"
 spec = importlib.util.spec_from_file_location("cosmos_fetch", PLUGIN)
 cosmos_fetch = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(cosmos_fetch)

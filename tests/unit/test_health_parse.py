@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from ansible.errors import AnsibleFilterError
 
+from cosmos_driver.content import COLLECTION
+
 ROOT = Path(__file__).resolve().parents[2]
-PLUGIN = ROOT / "roles" / "cosmos_health" / "filter_plugins" / "nvidia_smi.py"
+PLUGIN = COLLECTION / "plugins" / "filter" / "nvidia_smi.py"
 STANDIN = ROOT / "cosmos_driver" / "lab" / "simulator" / "nvidia-smi"
 spec = importlib.util.spec_from_file_location("cosmos_health_nvidia_smi", PLUGIN)
 nvidia_smi = importlib.util.module_from_spec(spec)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cosmos_driver.content import COLLECTION
 from cosmos_driver.secret_channel import SOCKET_ENV, SecretChannel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def load_lookup():
     spec = importlib.util.spec_from_file_location(
-        "cosmos_secret_lookup", ROOT / "lookup_plugins" / "cosmos_secret.py"
+        "cosmos_secret_lookup", COLLECTION / "plugins" / "lookup" / "cosmos_secret.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -9,7 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.cosmos_staging import StagingError, stage_run
+from ansible_collections.cosmos.driver.plugins.module_utils.cosmos_staging import (
+    StagingError,
+    stage_run,
+)
 
 SPEC = json.dumps({"prompt": "a robot arm", "seed": 5})
 
