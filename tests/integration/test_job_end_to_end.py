@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import uuid
 
@@ -146,7 +147,7 @@ def test_job_playbook_runs_on_its_own(lab, tmp_path):
             "ansible-playbook",
             "-i",
             str(lab.inventory),
-            "playbooks/job.yml",
+            "cosmos.driver.job",
             # One host: the lab's hosts share one engine, so the same run id on both would
             # be one container that each host collects (and removes) under the other.
             "--limit",
@@ -159,6 +160,7 @@ def test_job_playbook_runs_on_its_own(lab, tmp_path):
             ),
         ],
         cwd=ROOT,
+        env={**os.environ, "PWD": str(ROOT)},  # as a shell in the checkout sets it
         capture_output=True,
         text=True,
         check=False,
