@@ -9,7 +9,8 @@ import uuid
 
 import cv2
 
-from tests.integration.conftest import ROOT, cosmos, infer_json, job, write_batch
+from tests.fakes.batch_files import job, write_batch
+from tests.fakes.cli import ROOT, cosmos, infer_json
 
 
 def frame_count(path) -> int:

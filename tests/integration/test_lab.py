@@ -11,7 +11,7 @@ import yaml
 from cosmos_driver.lab import lab as lab_control
 from cosmos_driver.lab.paths import LabPaths
 from cosmos_driver.lab.processes import pid_alive
-from tests.integration.conftest import cosmos
+from tests.fakes.cli import cosmos
 
 
 def test_status_reports_a_running_lab(lab):

@@ -11,7 +11,8 @@ from pathlib import Path
 import cv2
 import yaml
 
-from tests.integration.conftest import ROOT, infer_json, job, write_batch
+from tests.fakes.batch_files import job, write_batch
+from tests.fakes.cli import ROOT, infer_json
 
 
 def frame_size(path: Path) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from cosmos_driver.multimodal import (
     check_job_inputs,
     cosmos_size,
 )
-from tests.unit.test_video import make_video
+from tests.fakes.videos import make_video
 
 MPEG4 = ("-c:v", "mpeg4")
 

@@ -10,7 +10,7 @@ import pytest
 
 from cosmos_driver.errors import ValidationError
 from cosmos_driver.thumbnails import MAX_WIDTH, SharedThumbnails, write_thumbnails
-from tests.unit.test_video import make_video
+from tests.fakes.videos import make_video
 
 
 def shaded_video(path: Path, frames: int, size: tuple[int, int], base: int = 10) -> Path:
