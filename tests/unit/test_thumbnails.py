@@ -115,4 +115,5 @@ def test_shared_thumbnails_are_written_again_when_the_first_copy_is_gone(tmp_pat
     for path in shared.write(video, tmp_path / "run-1", "input-color"):
         path.unlink()
     again = shared.write(video, tmp_path / "run-2", "input-color")
+    assert [p.name for p in again] == ["input-color.first.jpg", "input-color.middle.jpg"]
     assert all(p.stat().st_size > 0 for p in again)
