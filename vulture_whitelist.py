@@ -20,7 +20,7 @@ at
 schema_version
 created_at
 
-# A member of the fixed set of failure reasons (DESIGN.md, "A job's life").
+# A member of the fixed set of failure reasons (docs/design.md, "A job's life").
 INVALID_INPUT
 
 # The store's read side, used by the tests and the status commands.

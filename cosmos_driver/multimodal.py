@@ -5,7 +5,7 @@ of the wrong length fails in a second, on the laptop, naming every problem at on
 of after an upload and a model load on the GPU host.
 
 Problems block the batch; warnings do not (Cosmos copes, but the user may not expect what
-it does, such as resizing). The facts about Cosmos come from reference/cosmos-transfer.md §6
+it does, such as resizing). The facts about Cosmos come from docs/cosmos-transfer.md §6
 and Transfer1's `inference_utils.py` (`VIDEO_RES_SIZE_INFO`, `detect_aspect_ratio`,
 `NUM_MAX_FRAMES`, `resize_video`)."""
 

@@ -11,7 +11,7 @@ SCHEMA_VERSION = 1
 
 
 class RunState(StrEnum):
-    """States of DESIGN.md's lifecycle; the last three are terminal."""
+    """States of a job's life (docs/design.md); the last three are terminal."""
 
     PENDING = "pending"
     STAGING = "staging"

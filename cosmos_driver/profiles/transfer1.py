@@ -1,5 +1,5 @@
 """Cosmos Transfer1: the controlnet spec JSON, the torchrun command line, output names and
-failure signals (reference/cosmos-transfer.md §3, §4)."""
+failure signals (docs/cosmos-transfer.md §3, §4)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ GUARDRAIL_MARKERS = ("GUARDRAIL BLOCKED", "Guardrail blocked")
 # The final (possibly upsampled) prompt, saved beside the video.
 PROMPT_FILE = f"{OUTPUT_NAME}.txt"
 ENHANCE_FLAGS = ("--upsample_prompt", "--offload_prompt_upsampler")
-# The 4K upscaler (reference/cosmos-transfer.md §5): the upscale control alone, batch size 1
+# The 4K upscaler (docs/cosmos-transfer.md §5): the upscale control alone, batch size 1
 # and 10 steps, as upstream's assets/inference_upscaler.json and docs run it.
 UPSCALE_WEIGHT = 0.5
 UPSCALE_STEPS = 10

@@ -1,5 +1,5 @@
 """Cosmos Transfer2.5: the spec JSON `examples/inference.py -i` reads, the torchrun command
-line, output names and the guardrail signal (reference/cosmos-transfer.md §3, §4).
+line, output names and the guardrail signal (docs/cosmos-transfer.md §3, §4).
 
 Batch fields map to Transfer2.5's own keys; a field it has no key for is refused when the
 batch is validated (see `problems`), never dropped from the spec."""

@@ -1,6 +1,6 @@
 """Transfer1's prompt upsampler as a job of its own (`invoke enhance`): the standalone
 pipeline's command line and its one result, the `Upsampled prompt: …` line it prints
-(reference/cosmos-transfer.md §5). It is a profile a job gets from its task, never from a
+(docs/cosmos-transfer.md §5). It is a profile a job gets from its task, never from a
 batch file."""
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ standalone upsampler as a run of its own and prints what it made of the prompt."
 
 from __future__ import annotations
 
-from tests.integration.conftest import ROOT, cosmos, infer_json, job, write_batch
+from tests.fakes.batch_files import job, write_batch
+from tests.fakes.cli import ROOT, cosmos, infer_json
 
 # The simulator's upsampler prefixes the prompt (lab/simulator/README.md).
 UPSAMPLED = "Upsampled: "

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.conftest import cosmos, infer_json, job, write_batch
+from tests.fakes.batch_files import job, write_batch
+from tests.fakes.cli import cosmos, infer_json
 
 BOMB = "\n".join(
     ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]

@@ -10,7 +10,8 @@ import uuid
 
 import cv2
 
-from tests.integration.conftest import ROOT, cosmos, infer_json, job, write_batch
+from tests.fakes.batch_files import job, write_batch
+from tests.fakes.cli import ROOT, cosmos, infer_json
 
 
 def frame_count(path) -> int:
@@ -209,7 +210,7 @@ def test_an_input_the_host_lacks_is_uploaded_before_the_start(lab, tmp_path):
     )  # fmt: skip
     name = hashlib.sha256(fresh.read_bytes()).hexdigest() + ".mp4"
     stores = {f"lab-{i}": lab.paths.remote_root(i) / "inputs" / name for i in (1, 2)}
-    assert not any(store.exists() for store in stores.values()), "the input must be new"
+    assert [store.exists() for store in stores.values()] == [False, False], "the input must be new"
     fresh_job = job("fresh", inputs={"color": "inputs/fresh-color.mp4"})
     batch = write_batch(tmp_path, "fresh", [fresh_job])
 

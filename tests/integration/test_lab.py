@@ -11,7 +11,7 @@ import yaml
 from cosmos_driver.lab import lab as lab_control
 from cosmos_driver.lab.paths import LabPaths
 from cosmos_driver.lab.processes import pid_alive
-from tests.integration.conftest import cosmos
+from tests.fakes.cli import cosmos
 
 
 def test_status_reports_a_running_lab(lab):
@@ -20,6 +20,7 @@ def test_status_reports_a_running_lab(lab):
     report = result.json()
     assert report["running"] is True
     assert report["inventory"] == str(lab.inventory)
+    assert len(report["hosts"]) == 2  # the session's lab: conftest brings up 2 hosts
     assert all(pid_alive(h["sshd_pid"]) for h in report["hosts"])
 
 
@@ -49,12 +50,13 @@ def test_down_leaves_no_process_mount_or_socket(tmp_path):
         running = lab_control.status(paths)
         pids = [h["sshd_pid"] for h in running["hosts"]]
         pids += [running["dockerd_pid"], running["mirror_pid"]]
-        assert running["running"] and all(pids)
+        assert running["running"]
+        assert len(pids) == 3 and all(pids)  # one host's sshd, dockerd, the mirror
         result = cosmos("lab.down", "--lab-dir", str(paths.root))
         assert result.code == 0, result.stderr
         stopped = lab_control.status(paths)
         assert not stopped["running"]
-        assert not any(pid_alive(pid) for pid in pids)
+        assert [pid_alive(pid) for pid in pids] == [False] * 3
         assert stopped["mounts"] == []
         assert not paths.docker_socket.exists()
     finally:

@@ -8,7 +8,8 @@ import json
 import cv2
 import pytest
 
-from tests.integration.conftest import ROOT, infer_json, job, write_batch
+from tests.fakes.batch_files import job, write_batch
+from tests.fakes.cli import ROOT, infer_json
 
 # Parameters both profiles can express; each must reach the model.
 SAMPLING = {

@@ -9,7 +9,6 @@ import itertools
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 from datetime import UTC, datetime
@@ -21,22 +20,10 @@ from cosmos_driver.batch_runner import BatchRunner
 from cosmos_driver.lab import sshd
 from cosmos_driver.lab.processes import read_pid, wait_until
 from cosmos_driver.store import RunStore
-from tests.integration.conftest import COSMOS, ROOT, cosmos, infer_json, job, write_batch
+from tests.fakes.batch_files import job, write_batch
+from tests.fakes.cli import cosmos, infer_json, records, start_infer
 
 FAST_RETRIES = {"COSMOS_RETRY_DELAYS": "0.5,1"}
-
-
-def start_infer(batch: Path, state: Path, inventory: Path, env=None) -> subprocess.Popen:
-    return subprocess.Popen(
-        [COSMOS, "infer", "--batch", str(batch), "--state-dir", str(state),
-         "--inventory", str(inventory), "--json"],
-        cwd=ROOT, env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
-def records(state: Path) -> dict[str, dict]:
-    return {p.parent.name: json.loads(p.read_text()) for p in (state / "runs").glob("*/run.json")}
 
 
 def wait_for_states(state: Path, wanted: str, count: int, timeout: float = 120) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cosmos_driver.checkpoints import load_manifest
-from tests.integration.conftest import cosmos
+from tests.fakes.cli import cosmos
 
 # A made-up token: the setup run must use it (the mirror logs auth=yes) and write it nowhere.
 TOKEN = "hf_setupTEST-7c41e0b9a2d84f65"

@@ -9,7 +9,8 @@ import shutil
 
 import pytest
 
-from tests.integration.conftest import ROOT, cosmos, infer_json, job, write_batch
+from tests.fakes.batch_files import job, write_batch
+from tests.fakes.cli import ROOT, cosmos, infer_json
 
 ARITHMETIC = "{{ 7*7 }}"
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import cv2
 import yaml
 
-from tests.integration.conftest import ROOT, infer_json, job, write_batch
+from tests.fakes.batch_files import job, write_batch
+from tests.fakes.cli import ROOT, infer_json
 
 
 def frame_size(path: Path) -> tuple[int, int]:
@@ -79,6 +80,7 @@ def test_upscale_runs_after_its_parent_on_its_host_from_the_output_there(lab, tm
     assert spec["upscale"] == {"control_weight": 0.5}
     assert (spec["num_steps"], spec["batch_size"]) == (10, 1)
     others = [root for host, root in roots.items() if host != scene["host"]]
+    assert len(others) == 1
     assert not any((root / "runs" / upscale["run_id"]).exists() for root in others)
 
     broken = by_job[("broken", "inference")]

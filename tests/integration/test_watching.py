@@ -6,8 +6,8 @@ from __future__ import annotations
 import subprocess
 
 from cosmos_driver.lab.processes import wait_until
-from tests.integration.conftest import COSMOS, ROOT, cosmos, infer_json, job, write_batch
-from tests.integration.test_scheduler import records, start_infer
+from tests.fakes.batch_files import job, write_batch
+from tests.fakes.cli import COSMOS, ROOT, cosmos, infer_json, records, start_infer
 
 
 def follow(run_prefix: str, state, inventory) -> subprocess.Popen:

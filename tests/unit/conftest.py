@@ -1,4 +1,6 @@
-"""Shared helpers for the unit tests: small input files, batch files and real mp4 videos."""
+"""Fixtures of the unit tests: small input files, batch files and real mp4 videos.
+
+Plain helpers live in tests/fakes/ (make_mp4: tests/fakes/videos.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,11 @@ import types
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
 from cosmos_driver.content import COLLECTIONS_PATH
 from cosmos_driver.store import RunStore
+from tests.fakes.videos import make_mp4
 
 # The collection's modules import its module_utils by their full name, as Ansible ships them
 # to a host: ansible_collections.cosmos.driver.plugins.module_utils.cosmos_staging. Here the
@@ -21,22 +22,6 @@ from cosmos_driver.store import RunStore
 _collections = types.ModuleType("ansible_collections")
 _collections.__path__ = [str(COLLECTIONS_PATH / "ansible_collections")]
 sys.modules.setdefault("ansible_collections", _collections)
-
-
-def make_mp4(path: Path, frames: int = 8, size: tuple[int, int] = (64, 48)) -> Path:
-    """Write a real, decodable mp4 (fourcc mp4v) of `frames` frames of `size` (width, height)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    width, height = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 24.0, (width, height))
-    assert writer.isOpened(), "OpenCV cannot write mp4v here"
-    try:
-        for index in range(frames):
-            frame = np.full((height, width, 3), (index * 30) % 256, dtype=np.uint8)
-            writer.write(frame)
-    finally:
-        writer.release()
-    assert path.stat().st_size > 0
-    return path
 
 
 @pytest.fixture

@@ -797,6 +797,7 @@ def test_a_sweep_gives_one_job_per_combination_with_stable_names(tmp_path):
     assert {(j.sampling["seed"], j.sampling["guidance"]) for j in batch.jobs} == {
         (s, g) for s in (1, 2, 3) for g in (5, 7.5)
     }
+    assert len(batch.jobs) == 6
     assert all(job.retries == 2 for job in batch.jobs)
     assert load_batch(path).jobs == batch.jobs
 

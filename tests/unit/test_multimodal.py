@@ -20,7 +20,7 @@ from cosmos_driver.multimodal import (
     check_job_inputs,
     cosmos_size,
 )
-from tests.unit.test_video import make_video
+from tests.fakes.videos import make_video
 
 MPEG4 = ("-c:v", "mpeg4")
 
@@ -100,6 +100,7 @@ def test_output_fps_differing_from_the_color_video_is_a_warning(clips):
     default = check_job_inputs("j", {"color": clips["vga"]})
     assert any("written at 24 fps" in w and "0.80× speed" in w for w in default.warnings)
     matched = check_job_inputs("j", {"color": clips["vga"]}, output_fps=30)
+    assert len(matched.warnings) == 1  # the resize, and no frame rate warning
     assert not any("written at" in w for w in matched.warnings)
 
 

@@ -14,30 +14,7 @@ from cosmos_driver.batch import load_batch
 from cosmos_driver.errors import ValidationError
 from cosmos_driver.multimodal import check_batch_inputs
 from cosmos_driver.prepare import check_sequences, png_size, prepare_sequences
-from tests.unit.test_video import ffprobe
-
-
-def shade(number: int) -> int:
-    """A grey level that tells frames apart after mp4v's lossy coding (steps of 20)."""
-    return (number * 20) % 240 + 10
-
-
-def write_sequence(
-    folder: Path,
-    modality: str,
-    numbers: range | list[int],
-    size: tuple[int, int] = (64, 48),
-    digits: int = 4,
-) -> list[Path]:
-    """PNG frames `<modality>.<number>.png`, each a flat grey of shade(number)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for number in numbers:
-        path = folder / f"{modality}.{number:0{digits}d}.png"
-        image = np.full((size[1], size[0], 3), shade(number), dtype=np.uint8)
-        assert cv2.imwrite(str(path), image)
-        paths.append(path)
-    return paths
+from tests.fakes.videos import ffprobe, shade, write_sequence
 
 
 def frame_shades(video: Path) -> list[int]:

@@ -23,11 +23,15 @@ import pytest
 
 from cosmos_driver.batch import Job
 from cosmos_driver.profiles import ContainerPaths, transfer1
+from tests.fakes.simulator import (
+    INPUT_FRAMES,
+    TORCHRUN,
+    TRANSFER,
+    count_frames,
+    run_merged,
+    sim_env,
+)
 
-SIM_DIR = Path(__file__).resolve().parents[2] / "cosmos_driver" / "lab" / "simulator"
-TRANSFER = SIM_DIR / "transfer.py"
-TORCHRUN = SIM_DIR / "torchrun"
-INPUT_FRAMES = 12
 PROGRESS = re.compile(r"(\d+)/(\d+) \[")
 PROGRESS_LINE = re.compile(
     r"^Diffusion sampling: +\d+%\|[# 1-9]{10}\| (\d+)/(\d+) "
@@ -38,18 +42,6 @@ PROGRESS_LINE = re.compile(
 def test_ffmpeg_is_installed():
     """The simulator needs ffmpeg and ffprobe (scripts/bootstrap installs them): say so loudly."""
     assert shutil.which("ffmpeg") and shutil.which("ffprobe"), "apt-get install -y ffmpeg"
-
-
-def count_frames(path: Path) -> int:
-    """Count decoded video frames with ffprobe."""
-    out = subprocess.run(
-        [
-            "ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-            "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", str(path),
-        ],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return int(out.stdout.strip())
 
 
 def frame_rate(path: Path) -> str:
@@ -73,33 +65,6 @@ def input_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
     assert count_frames(path) == INPUT_FRAMES
     return path
-
-
-def sim_env(**extra: str) -> dict[str, str]:
-    """A clean environment for the simulator with a short simulated duration."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("COSMOS_SIM_")
-        and key not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "CUDA_VISIBLE_DEVICES")
-    }
-    env["COSMOS_SIM_DURATION"] = "0.2"
-    env.update(extra)
-    return env
-
-
-def run_merged(command: list[str], folder: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run a simulator command in `folder` with sim_env(**env), stdout and stderr merged."""
-    return subprocess.run(
-        command,
-        cwd=folder,
-        env=sim_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 class Sim:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_simulator import INPUT_FRAMES, TORCHRUN, count_frames, run_merged
+from tests.fakes.simulator import INPUT_FRAMES, TORCHRUN, count_frames, run_merged
 
 INFERENCE = TORCHRUN.parent / "inference.py"
 

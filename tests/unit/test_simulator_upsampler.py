@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_simulator import TORCHRUN, run_merged
+from tests.fakes.simulator import TORCHRUN, run_merged
 
 UPSAMPLER = TORCHRUN.parent / "upsampler_pipeline.py"
 

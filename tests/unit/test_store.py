@@ -92,6 +92,7 @@ def test_run_record_round_trip_with_history_and_failure(tmp_path):
     assert loaded == record
     assert loaded is not record
     assert loaded.state is RunState.FAILED
+    assert len(loaded.history) == 5  # pending, staging, running, collecting, failed
     assert all(isinstance(t, Transition) and isinstance(t.state, RunState) for t in loaded.history)
     assert isinstance(loaded.failure, Failure)
     assert loaded.failure.reason is FailureReason.CONTAINER_EXIT
@@ -387,6 +388,7 @@ def test_record_round_trip_keeps_notes_progress_devices_and_container_times(tmp_
     loaded = store.load_run("r1")
     assert loaded == record
     assert isinstance(loaded.progress, Progress)
+    assert len(loaded.notes) == 1
     assert all(isinstance(n, Note) for n in loaded.notes)
     assert loaded.notes[0].text == "host unreachable, retrying in 2 s"
     assert loaded.notes[0].at.endswith("+00:00")

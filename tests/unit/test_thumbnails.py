@@ -10,7 +10,7 @@ import pytest
 
 from cosmos_driver.errors import ValidationError
 from cosmos_driver.thumbnails import MAX_WIDTH, SharedThumbnails, write_thumbnails
-from tests.unit.test_video import make_video
+from tests.fakes.videos import make_video
 
 
 def shaded_video(path: Path, frames: int, size: tuple[int, int], base: int = 10) -> Path:
@@ -115,4 +115,5 @@ def test_shared_thumbnails_are_written_again_when_the_first_copy_is_gone(tmp_pat
     for path in shared.write(video, tmp_path / "run-1", "input-color"):
         path.unlink()
     again = shared.write(video, tmp_path / "run-2", "input-color")
+    assert [p.name for p in again] == ["input-color.first.jpg", "input-color.middle.jpg"]
     assert all(p.stat().st_size > 0 for p in again)

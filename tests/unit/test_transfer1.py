@@ -132,12 +132,12 @@ def test_command_runs_the_transfer_script_with_the_container_paths():
     paths = ContainerPaths(run="/r", inputs="/i", checkpoints="/ck")
     argv = command(make_job(), {}, paths)
     assert transfer1.SCRIPT in argv
+    assert all(isinstance(a, str) for a in argv)
     assert argv.index(transfer1.SCRIPT) > argv.index("--node_rank=0")
     assert value_after(argv, "--checkpoint_dir") == "/ck"
     assert value_after(argv, "--controlnet_specs") == "/r/spec.json"
     assert value_after(argv, "--video_save_folder") == "/r/outputs"
     assert value_after(argv, "--video_save_name") == transfer1.OUTPUT_NAME
-    assert all(isinstance(a, str) for a in argv)
 
 
 def test_command_never_names_a_spec_key():

@@ -3,7 +3,6 @@ lengths; truncated, corrupt, empty and non-video files give errors naming the fi
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import subprocess
@@ -14,10 +13,9 @@ import pytest
 
 from cosmos_driver.errors import ValidationError
 from cosmos_driver.video import probe
+from tests.fakes.videos import ffprobe, make_video
 
 # ffprobe's codec_name → the fourcc OpenCV reports for that codec.
-FOURCC_OF = {"h264": "h264", "mpeg4": "FMP4", "mjpeg": "MJPG", "vp9": "VP90", "vp8": "VP80"}
-
 YUV = ["-pix_fmt", "yuv420p"]
 # (file name, size, rate, frames, encoder arguments): codecs, containers, sizes, rates, lengths.
 CASES = [
@@ -43,41 +41,6 @@ CASES = [
     ("mpeg4_long.mp4", "96x64", "12.5", 300, ["-c:v", "mpeg4", "-g", "250"]),
     ("one_frame.mp4", "64x48", "24", 1, ["-c:v", "mpeg4"]),
 ]
-
-
-def make_video(path: Path, size: str, rate: str, frames: int, *codec: str) -> Path:
-    """Encode `frames` frames of FFmpeg's test pattern with ffmpeg itself (not OpenCV)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    source = ["-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}"]
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", *source, "-frames:v", str(frames), *codec, str(path)],
-        check=True,
-    )
-    return path
-
-
-FFPROBE = ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_streams"]
-FFPROBE += ["-show_format", "-of", "json"]
-
-
-def ffprobe(path: Path) -> dict:
-    """ffprobe's facts of the first video stream, with an exact (decoded) frame count."""
-    done = subprocess.run(
-        [*FFPROBE, str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    data = json.loads(done.stdout)
-    stream, fmt = data["streams"][0], data["format"]
-    return {
-        "width": stream["width"],
-        "height": stream["height"],
-        "fps": float(Fraction(stream["r_frame_rate"])),
-        "frames": int(stream["nb_read_frames"]),
-        "duration": float(stream.get("duration") or fmt["duration"]),
-        "codec": FOURCC_OF.get(stream["codec_name"], stream["codec_name"]),
-    }
 
 
 @pytest.fixture(scope="module")

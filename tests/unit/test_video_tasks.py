@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_prepare import write_sequence
-from tests.unit.test_video import ffprobe, make_video
+from tests.fakes.videos import ffprobe, make_video, write_sequence
 
 COSMOS = str(Path(sys.executable).parent / "cosmos")
 
