@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # The folders whose every file the file map must list: change this when the layout moves.
-MAPPED_ROOTS = ("cosmos_driver", "roles")
+MAPPED_ROOTS = ("cosmos_driver",)
 # What is not a file of the project: Python's caches.
 IGNORED_PARTS = frozenset({"__pycache__"})
 IGNORED_SUFFIXES = (".pyc",)
