@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from cosmos_driver.ansible_adapter import AnsibleAdapter
-from cosmos_driver.batch import Batch, Job
 from cosmos_driver.errors import ConfigurationError, ValidationError
 from cosmos_driver.lifecycle import JobLifecycle, PreparedRun, prepare
+from cosmos_driver.model import Batch, Job
 from cosmos_driver.multimodal import check_batch_inputs
 from cosmos_driver.profiles import upsampler
 from cosmos_driver.records import BatchRecord, RunRecord, RunState, utc_now

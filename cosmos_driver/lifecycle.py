@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from cosmos_driver.ansible_adapter import AnsibleAdapter, PlaybookCall, PlaybookOutcome
-from cosmos_driver.batch import Job
 from cosmos_driver.errors import ConfigurationError, ValidationError
+from cosmos_driver.model import Job
 from cosmos_driver.profiles import DEFAULT, ContainerPaths, Profile, RunEnd, profile_named
 from cosmos_driver.records import FailureReason, Progress, RunRecord, RunState
 from cosmos_driver.store import RunStore, write_json_atomic
@@ -66,6 +66,11 @@ class PreparedRun:
     @property
     def container_name(self) -> str:
         return f"cosmos-{self.run_id}"
+
+    @functools.cached_property
+    def profile(self) -> Profile:
+        """The job's model profile, looked up once: its spec, command and verdict rules."""
+        return profile_named(self.job.profile)
 
 
 @dataclass(frozen=True)
@@ -168,12 +173,11 @@ def _sha256_of(path: Path, _size: int, _mtime_ns: int, _inode: int) -> str:
 def prepare(store: RunStore, batch_id: str, run_id: str, job: Job) -> PreparedRun:
     """Hash the inputs, build the spec and save it as runs/<run_id>/spec.json."""
     names = {m: f"{file_sha256(p)}{p.suffix.lower()}" for m, p in job.inputs.items()}
-    spec = profile_named(job.profile).build_spec(job, names, ContainerPaths())
-    spec_path = store.run_dir(run_id) / "spec.json"
-    write_json_atomic(spec_path, spec)
+    run = PreparedRun(run_id, batch_id, job, names, store.run_dir(run_id) / "spec.json")
+    write_json_atomic(run.spec_path, run.profile.build_spec(job, names, ContainerPaths()))
     for modality, path in job.inputs.items():
         _thumbnails(path, store.run_dir(run_id) / "thumbnails", f"input-{modality}")
-    return PreparedRun(run_id, batch_id, job, names, spec_path)
+    return run
 
 
 # Input thumbnails, made once per input file and linked into each run that uses it.
@@ -411,9 +415,7 @@ class JobLifecycle:
                 {"src": str(job.inputs[m]), "name": name} for m, name in run.input_names.items()
             ],
             "cosmos_job_spec_src": str(run.spec_path),
-            "cosmos_job_command": profile_named(job.profile).command(
-                job, run.input_names, self.paths
-            ),
+            "cosmos_job_command": run.profile.command(job, run.input_names, self.paths),
             "cosmos_job_gpu_devices": devices,
             "cosmos_job_after": list(placement.after) if placement else [],
             "cosmos_job_env": job.env,
@@ -435,7 +437,7 @@ class JobLifecycle:
     def _profile_of(self, run: AnyRun) -> Profile:
         """The job's profile; a run known only by its record has it there."""
         if isinstance(run, PreparedRun):
-            return profile_named(run.job.profile)
+            return run.profile
         record = self.store.load_run(run.run_id)
         return profile_named(record.profile if record else DEFAULT)
 

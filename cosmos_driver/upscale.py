@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cosmos_driver.batch import Job
 from cosmos_driver.errors import ValidationError
 from cosmos_driver.lifecycle import PreparedRun, Verdict
-from cosmos_driver.profiles import ContainerPaths, profile_named
+from cosmos_driver.model import Job
+from cosmos_driver.profiles import ContainerPaths
 from cosmos_driver.records import FailureReason, RunRecord, RunState
 from cosmos_driver.store import RunStore, write_json_atomic
 
@@ -25,15 +25,16 @@ def upscale_run_id(parent_run_id: str) -> str:
 def prepare_upscale(store: RunStore, batch_id: str, parent_run_id: str, job: Job) -> PreparedRun:
     """The upscale run of `job`: its spec saved as runs/<run_id>/spec.json, no inputs of its
     own (its input is the parent's output on the parent's host)."""
-    build = profile_named(job.profile).build_upscale_spec
-    if build is None:
-        raise ValidationError(f"job {job.name}: profile {job.profile} has no 4K upscaler")
     run_id = upscale_run_id(parent_run_id)
     # The upscale run neither enhances its prompt again nor is followed by another upscale.
     upscale_job = replace(job, name=job.name + SUFFIX, upscale=False, enhance=False)
     spec_path = store.run_dir(run_id) / "spec.json"
+    run = PreparedRun(run_id, batch_id, upscale_job, {}, spec_path, parent_id=parent_run_id)
+    build = run.profile.build_upscale_spec
+    if build is None:
+        raise ValidationError(f"job {job.name}: profile {job.profile} has no 4K upscaler")
     write_json_atomic(spec_path, build(job, ContainerPaths()))
-    return PreparedRun(run_id, batch_id, upscale_job, {}, spec_path, parent_id=parent_run_id)
+    return run
 
 
 def blocked_by_parent(parent: RunRecord | None, parent_id: str) -> Verdict | None:

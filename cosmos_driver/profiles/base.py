@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cosmos_driver.batch import Job
+    from cosmos_driver.model import Job
 
 
 @dataclass(frozen=True)

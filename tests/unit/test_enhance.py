@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from cosmos_driver.batch import Job, load_batch
+from cosmos_driver.batch import load_batch
 from cosmos_driver.batch_runner import BatchRunner
 from cosmos_driver.enhance import enhance_batch
 from cosmos_driver.errors import ConfigurationError, ExecutionError, ValidationError
 from cosmos_driver.inventory import Inventory
+from cosmos_driver.model import Job
 from cosmos_driver.profiles import NAMES, UPSAMPLER, ContainerPaths, profile_named, upsampler
 from cosmos_driver.records import FailureReason, RunRecord, RunState
 from cosmos_driver.tasks.enhance import _report

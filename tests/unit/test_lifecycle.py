@@ -19,7 +19,6 @@ import pytest
 
 from cosmos_driver import lifecycle
 from cosmos_driver.ansible_adapter import PlaybookCall, PlaybookOutcome, TaskFailure
-from cosmos_driver.batch import Job
 from cosmos_driver.errors import StoreError
 from cosmos_driver.lifecycle import (
     DriverStopping,
@@ -32,6 +31,7 @@ from cosmos_driver.lifecycle import (
     file_sha256,
     prepare,
 )
+from cosmos_driver.model import Job
 from cosmos_driver.profiles import transfer1
 from cosmos_driver.records import FailureReason, Progress, RunRecord, RunState
 from cosmos_driver.store import RunStore

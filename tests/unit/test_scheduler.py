@@ -19,8 +19,8 @@ import pytest
 
 from cosmos_driver import scheduler as scheduler_module
 from cosmos_driver.ansible_adapter import PlaybookCall, PlaybookOutcome, TaskFailure
-from cosmos_driver.batch import Job
 from cosmos_driver.lifecycle import JobLifecycle, Placement, PreparedRun, RetryPolicy, prepare
+from cosmos_driver.model import Job
 from cosmos_driver.records import FailureReason, RunRecord, RunState
 from cosmos_driver.scheduler import Mode, Scheduler, Ticket
 from cosmos_driver.store import RunStore
