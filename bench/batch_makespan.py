@@ -27,8 +27,10 @@ from cosmos_driver.batch import load_batch
 from cosmos_driver.batch_runner import BatchRunner
 from cosmos_driver.lab import lab as lab_control
 from cosmos_driver.lab.paths import LabPaths
-from cosmos_driver.lifecycle import JobLifecycle, Placement, prepare
 from cosmos_driver.records import RunRecord, RunState
+from cosmos_driver.run.lifecycle import JobLifecycle
+from cosmos_driver.run.spec import prepare
+from cosmos_driver.run.types import Placement
 from cosmos_driver.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +104,10 @@ def run_naive(batch_path: Path, store: RunStore, inventory: Path) -> tuple[list,
         run_id = batch.run_id(job)
         store.save_run(RunRecord(run_id, batch.batch_id, job.name))
         run = prepare(store, batch.batch_id, run_id, job)
-        records.append(lifecycle.execute(run, Placement(host)))
+        # One blocking launch, wait and collect per job; a failed phase ends the bench.
+        lifecycle.launch(run, Placement(host))
+        exit_ = lifecycle.wait(run, host)
+        records.append(lifecycle.finish(run, host, None, exit_))
     return records, time.monotonic() - begin
 
 

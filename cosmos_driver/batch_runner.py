@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 
 from cosmos_driver.ansible_adapter import AnsibleAdapter
 from cosmos_driver.errors import ConfigurationError, ValidationError
-from cosmos_driver.lifecycle import JobLifecycle, PreparedRun, prepare
 from cosmos_driver.model import Batch, Job
 from cosmos_driver.multimodal import check_batch_inputs
 from cosmos_driver.profiles import upsampler
 from cosmos_driver.records import BatchRecord, RunRecord, RunState, utc_now
 from cosmos_driver.resume import IN_FLIGHT, FoundContainers, find_batch_containers, ticket_for
+from cosmos_driver.run.lifecycle import JobLifecycle
+from cosmos_driver.run.spec import prepare
+from cosmos_driver.run.types import PreparedRun
 from cosmos_driver.scheduler import Host, Scheduler, Ticket
 from cosmos_driver.store import RunStore
 from cosmos_driver.upscale import UPSCALE_KIND, prepare_upscale, upscale_run_id

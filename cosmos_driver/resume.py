@@ -7,8 +7,8 @@ import logging
 from dataclasses import dataclass
 
 from cosmos_driver.ansible_adapter import AnsibleAdapter, PlaybookCall
-from cosmos_driver.lifecycle import Placement, PreparedRun
 from cosmos_driver.records import RunRecord, RunState
+from cosmos_driver.run.types import Placement, PreparedRun
 from cosmos_driver.scheduler import Mode, Ticket
 
 log = logging.getLogger(__name__)

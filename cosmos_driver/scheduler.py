@@ -24,17 +24,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from cosmos_driver.lifecycle import (
+from cosmos_driver.records import FailureReason, RunRecord, RunState
+from cosmos_driver.run.lifecycle import JobLifecycle
+from cosmos_driver.run.types import (
     DriverStopping,
     Exit,
     HostDown,
-    JobLifecycle,
     PhaseFailed,
     Placement,
     PreparedRun,
     Verdict,
 )
-from cosmos_driver.records import FailureReason, RunRecord, RunState
 from cosmos_driver.upscale import blocked_by_parent
 
 log = logging.getLogger(__name__)
@@ -355,10 +355,13 @@ class Scheduler:
                 exit_ = self.lifecycle.wait(run, host, deadline)
             except HostDown as down:
                 self._host_down(host, run, down)
-                if time.monotonic() > deadline:
-                    raise PhaseFailed(Verdict(FailureReason.HOST_UNREACHABLE, str(down))) from down
-                if self.lifecycle.stop.wait(next(backoff, OUTAGE_BACKOFF_SECONDS[-1])):
+                pause = min(next(backoff, OUTAGE_BACKOFF_SECONDS[-1]), deadline - time.monotonic())
+                if self.lifecycle.stop.wait(max(pause, 0.0)):
                     raise DriverStopping(run.run_id) from down
+                # Checked after the pause: a deadline that passes while the host is away is
+                # the outage's, never a timeout of the container.
+                if time.monotonic() >= deadline:
+                    raise PhaseFailed(Verdict(FailureReason.HOST_UNREACHABLE, str(down))) from down
                 continue
             self._host_up(host)
             return exit_

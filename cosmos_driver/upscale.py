@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from cosmos_driver.errors import ValidationError
-from cosmos_driver.lifecycle import PreparedRun, Verdict
 from cosmos_driver.model import Job
 from cosmos_driver.profiles import ContainerPaths
 from cosmos_driver.records import FailureReason, RunRecord, RunState
+from cosmos_driver.run.types import PreparedRun, Verdict
 from cosmos_driver.store import RunStore, write_json_atomic
 
 UPSCALE_KIND = "upscale"

@@ -183,9 +183,12 @@ def _append(path: Path, text: str) -> None:
 
 PLANTS = {
     forbidden_imports: ("cosmos_driver/batch.py", "\nimport paramiko\n"),
-    runner_imports_outside_adapter: ("cosmos_driver/lifecycle.py", "\nimport ansible_runner\n"),
+    runner_imports_outside_adapter: ("cosmos_driver/run/lifecycle.py", "\nimport ansible_runner\n"),
     ssh_subprocesses: ("cosmos_driver/store.py", "\nCMD = ['ssh', 'host', 'true']\n"),
-    engine_commands_in_python: ("cosmos_driver/lifecycle.py", "\nCMD = ['docker', 'run', 'x']\n"),
+    engine_commands_in_python: (
+        "cosmos_driver/run/lifecycle.py",
+        "\nCMD = ['docker', 'run', 'x']\n",
+    ),
     engine_commands_in_ansible: (
         "roles/cosmos_job/tasks/collect.yml",
         "\n- name: Sneak\n  ansible.builtin.command:\n    argv: [docker, rm, -f, x]\n",

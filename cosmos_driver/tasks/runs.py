@@ -11,8 +11,9 @@ from rich.table import Table
 
 from cosmos_driver.errors import StoreError, ValidationError
 from cosmos_driver.kill import Killer
-from cosmos_driver.lifecycle import HostDown, JobLifecycle, PhaseFailed, RunRef
 from cosmos_driver.records import ENDED_STATES, RunRecord, RunState
+from cosmos_driver.run.lifecycle import JobLifecycle
+from cosmos_driver.run.types import HostDown, PhaseFailed, RunRef
 from cosmos_driver.store import RunStore
 from cosmos_driver.tasks.common import (
     INVENTORY_HELP,

@@ -22,7 +22,7 @@ from cosmos_driver.records import FailureReason, RunRecord, RunState
 from cosmos_driver.tasks.enhance import _report
 from cosmos_driver.tasks.jobs import _chosen_hosts
 from cosmos_driver.tasks.runs import _print_record
-from tests.unit.test_lifecycle import FakeAdapter, run_job
+from tests.fakes.adapter import FakeAdapter, run_job
 
 PATHS = ContainerPaths()
 ENHANCE_FLAGS = ["--upsample_prompt", "--offload_prompt_upsampler"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from cosmos_driver import profiles
-from cosmos_driver.lifecycle import PreparedRun
 from cosmos_driver.model import DEFAULT_PROFILE, Job
+from cosmos_driver.run.types import PreparedRun
 
 
 def test_the_default_profile_is_one_a_batch_file_may_name():

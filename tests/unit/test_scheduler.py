@@ -19,9 +19,12 @@ import pytest
 
 from cosmos_driver import scheduler as scheduler_module
 from cosmos_driver.ansible_adapter import PlaybookCall, PlaybookOutcome, TaskFailure
-from cosmos_driver.lifecycle import JobLifecycle, Placement, PreparedRun, RetryPolicy, prepare
 from cosmos_driver.model import Job
 from cosmos_driver.records import FailureReason, RunRecord, RunState
+from cosmos_driver.run.lifecycle import JobLifecycle
+from cosmos_driver.run.phases import RetryPolicy
+from cosmos_driver.run.spec import prepare
+from cosmos_driver.run.types import Placement, PreparedRun
 from cosmos_driver.scheduler import Mode, Scheduler, Ticket
 from cosmos_driver.store import RunStore
 from cosmos_driver.upscale import prepare_upscale

@@ -1,0 +1,1 @@
+"""Shared test fakes and builders: imported by test modules, never collected."""
