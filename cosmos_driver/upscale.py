@@ -9,8 +9,7 @@ from dataclasses import replace
 from cosmos_driver.errors import ValidationError
 from cosmos_driver.model import Job
 from cosmos_driver.profiles import ContainerPaths
-from cosmos_driver.records import FailureReason, RunRecord, RunState
-from cosmos_driver.run.types import PreparedRun, Verdict
+from cosmos_driver.run.types import PreparedRun
 from cosmos_driver.store import RunStore, write_json_atomic
 
 UPSCALE_KIND = "upscale"
@@ -35,19 +34,3 @@ def prepare_upscale(store: RunStore, batch_id: str, parent_run_id: str, job: Job
         raise ValidationError(f"job {job.name}: profile {job.profile} has no 4K upscaler")
     write_json_atomic(spec_path, build(job, ContainerPaths()))
     return run
-
-
-def blocked_by_parent(parent: RunRecord | None, parent_id: str) -> Verdict | None:
-    """Why a dependent run can never start, or None while its parent may still succeed."""
-    if parent is None:
-        return Verdict(FailureReason.PARENT_FAILED, f"parent run {parent_id} has no record")
-    if parent.state is RunState.CANCELLED:
-        return Verdict(
-            FailureReason.CANCELLED, f"parent run {parent_id} was cancelled; not started"
-        )
-    if parent.state is RunState.FAILED:
-        why = f" ({parent.failure.reason}: {parent.failure.detail})" if parent.failure else ""
-        return Verdict(
-            FailureReason.PARENT_FAILED, f"parent run {parent_id} failed{why}; not started"
-        )
-    return None

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from cosmos_driver import scheduler as outage_module
+from cosmos_driver import ssh_hosts as outage_module
 from cosmos_driver.ansible_adapter import PlaybookCall, PlaybookOutcome, TaskFailure
 from cosmos_driver.model import Job
 from cosmos_driver.records import RunRecord, RunState
@@ -22,6 +22,7 @@ from cosmos_driver.run.phases import RetryPolicy
 from cosmos_driver.run.spec import prepare
 from cosmos_driver.run.types import Placement
 from cosmos_driver.scheduler import Mode, Scheduler, Ticket
+from cosmos_driver.ssh_hosts import SshHosts
 from cosmos_driver.store import RunStore
 
 HOST = "gpu-1"
@@ -180,7 +181,7 @@ def devices(gpus: int) -> tuple[str, ...]:
 
 def scheduler_for(life: JobLifecycle, gpu_counts: dict[str, int]) -> Scheduler:
     """The scheduler the driver builds, over `life`, for hosts with these GPU counts."""
-    return Scheduler(life, gpu_counts)
+    return Scheduler(life, SshHosts(life, gpu_counts))
 
 
 def states(record: RunRecord) -> list[str]:
