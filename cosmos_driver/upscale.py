@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from cosmos_driver.errors import ValidationError
+from cosmos_driver.host_contract import SPEC_FILE
 from cosmos_driver.model import Job
 from cosmos_driver.profiles import ContainerPaths
 from cosmos_driver.run.types import PreparedRun
@@ -27,7 +28,7 @@ def prepare_upscale(store: RunStore, batch_id: str, parent_run_id: str, job: Job
     run_id = upscale_run_id(parent_run_id)
     # The upscale run neither enhances its prompt again nor is followed by another upscale.
     upscale_job = replace(job, name=job.name + SUFFIX, upscale=False, enhance=False)
-    spec_path = store.run_dir(run_id) / "spec.json"
+    spec_path = store.run_dir(run_id) / SPEC_FILE
     run = PreparedRun(run_id, batch_id, upscale_job, {}, spec_path, parent_id=parent_run_id)
     build = run.profile.build_upscale_spec
     if build is None:

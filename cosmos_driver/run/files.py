@@ -7,16 +7,11 @@ import json
 import tarfile
 from pathlib import Path
 
+from cosmos_driver.host_contract import CONTAINER_LOG, EXIT_FILE
 from cosmos_driver.records import FailureReason, RunRecord
 from cosmos_driver.run.spec import thumbnails
 from cosmos_driver.run.types import PhaseFailed, Verdict
 from cosmos_driver.store import RunStore
-
-# Written by cosmos_container's collect action before it removes the container.
-EXIT_FILE = "container-exit.json"
-# The tar of outputs/ and logs/ that collect fetches (roles/cosmos_job/vars/main.yml).
-BUNDLE_NAME = "collected.tar"
-CONTAINER_LOG = "container.log"
 
 
 def unpack_bundle(run_dir: Path, name: str) -> None:

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cosmos_driver import host_contract
 from cosmos_driver.ansible_adapter import AnsibleAdapter, PlaybookCall, PlaybookOutcome
 from cosmos_driver.errors import ConfigurationError
 from cosmos_driver.profiles import ContainerPaths
 from cosmos_driver.records import FailureReason
-from cosmos_driver.run.files import BUNDLE_NAME, unpack_bundle
+from cosmos_driver.run.files import unpack_bundle
 from cosmos_driver.run.types import (
     AnyRun,
     DriverStopping,
@@ -76,7 +77,7 @@ class PhaseRunner:
         extra: dict[str, Any] | None = None,
     ) -> PlaybookOutcome:
         """Run one phase playbook; retry while the host is unreachable; raise otherwise."""
-        extravars = {**self._extravars(run, wait, placement), **(extra or {})}
+        extravars = {**self._extravars(run, host, wait, placement), **(extra or {})}
         call = PlaybookCall(playbook, host, extravars, timeout=wait + PHASE_MARGIN_SECONDS)
         log_path = self.store.logs_dir(run.run_id) / "ansible.log"
         for delay in (*self.retry.delays, None):
@@ -97,10 +98,12 @@ class PhaseRunner:
 
     def _unpack(self, run: AnyRun, outcome: PlaybookOutcome) -> None:
         if outcome.data.get("collected"):
-            bundle = str(outcome.data.get("bundle") or BUNDLE_NAME)
+            bundle = str(outcome.data.get("bundle") or host_contract.BUNDLE_NAME)
             unpack_bundle(self.store.run_dir(run.run_id), bundle)
 
-    def _extravars(self, run: AnyRun, wait: int, placement: Placement | None) -> dict[str, Any]:
+    def _extravars(
+        self, run: AnyRun, host: str, wait: int, placement: Placement | None
+    ) -> dict[str, Any]:
         common = {
             "cosmos_job_run_id": run.run_id,
             "cosmos_job_batch_id": run.batch_id,
@@ -108,6 +111,7 @@ class PhaseRunner:
             "cosmos_job_wait_timeout": wait,
             "cosmos_job_start_timeout": wait,
             "cosmos_job_unpack_locally": False,
+            **host_contract.role_vars(run.run_id, run.batch_id, host),
         }
         if isinstance(run, RunRef):
             return common

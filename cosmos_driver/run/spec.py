@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 from cosmos_driver.errors import ValidationError
+from cosmos_driver.host_contract import SPEC_FILE
 from cosmos_driver.model import Job
 from cosmos_driver.profiles import ContainerPaths
 from cosmos_driver.run.types import PreparedRun
@@ -16,8 +17,6 @@ from cosmos_driver.store import RunStore, write_json_atomic
 from cosmos_driver.thumbnails import SharedThumbnails
 
 log = logging.getLogger(__name__)
-
-SPEC_FILE = "spec.json"
 
 
 def file_sha256(path: Path) -> str:

@@ -7,6 +7,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+from cosmos_driver import host_contract
 from cosmos_driver.model import Job
 from cosmos_driver.profiles import Profile, profile_named
 from cosmos_driver.records import FailureReason
@@ -26,7 +27,7 @@ class PreparedRun:
 
     @property
     def container_name(self) -> str:
-        return f"cosmos-{self.run_id}"
+        return host_contract.container_name(self.run_id)
 
     @functools.cached_property
     def profile(self) -> Profile:
@@ -43,7 +44,7 @@ class RunRef:
 
     @property
     def container_name(self) -> str:
-        return f"cosmos-{self.run_id}"
+        return host_contract.container_name(self.run_id)
 
 
 AnyRun = PreparedRun | RunRef
