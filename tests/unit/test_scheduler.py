@@ -94,6 +94,7 @@ def test_every_run_succeeds_across_both_hosts(store, video, make_run):
 
     ended = records(store, runs)
     assert [r.state for r in ended] == [RunState.SUCCEEDED] * 10
+    assert len(ended) == 10
     assert all(r.failure is None and r.exit_code == 0 for r in ended)
     assert {r.host for r in ended} == {"h1", "h2"}
     for run in runs:
@@ -174,6 +175,7 @@ def test_a_two_gpu_job_gets_two_devices_of_one_host(store, video, make_run):
         key for key, spans in fake.intervals.items() if any(r == wide.run_id for *_, r in spans)
     )
     assert held == [(start.limit, "0"), (start.limit, "1")]
+    assert len(narrow) == 3
     assert all(r.state is RunState.SUCCEEDED for r in records(store, narrow))
 
 
@@ -187,6 +189,7 @@ def test_host_down_during_launch_moves_its_runs_to_the_other_host(store, video, 
 
     ended = records(store, runs)
     assert [r.state for r in ended] == [RunState.SUCCEEDED] * 6
+    assert len(ended) == 6
     assert all(r.host == "h1" for r in ended)
     staged_on_h2 = [c for c in fake.calls_of("job_launch.yml") if c.limit == "h2"]
     moved = {c.extravars["cosmos_job_run_id"] for c in staged_on_h2}
@@ -252,6 +255,7 @@ def test_every_host_down_fails_the_pending_runs_as_host_unreachable(store, video
 
     ended = records(store, runs)
     assert [r.state for r in ended] == [RunState.FAILED] * 5
+    assert len(ended) == 5
     assert all(r.failure.reason is FailureReason.HOST_UNREACHABLE for r in ended)
     assert {c.playbook for c in fake.calls} == {"job_launch.yml"}
 
@@ -337,7 +341,8 @@ def test_no_pool_thread_outlives_run(store, video, make_run):
 def test_attach_tickets_skip_launch(store, video, make_run):
     attached = make_run("attached")
     store.update_run(attached.run_id, lambda r: _as_running(r, "h2", ["1"]))
-    fresh = [make_run(f"job-{i}", seconds=0.05) for i in range(3)]
+    # Enough fresh runs that one is staged to follow the attached run on its GPU.
+    fresh = [make_run(f"job-{i}", seconds=0.05) for i in range(8)]
     fake = FakeHosts(video)
     fake.add_running(attached.run_id, "h2", ("1",), seconds=0.2)
     tickets = [Ticket(attached, Mode.ATTACH, Placement("h2", ("1",)))]
@@ -353,6 +358,7 @@ def test_attach_tickets_skip_launch(store, video, make_run):
     assert record.outputs == ["outputs/output.mp4"]
     # No fresh run got its GPU while it still ran.
     (_, attached_ends, _), *others = fake.intervals[("h2", "1")]
+    assert others, "no fresh run used the attached run's GPU afterwards"
     assert all(start >= attached_ends for start, _, _ in others)
 
 
@@ -370,6 +376,7 @@ def test_collect_tickets_only_collect(store, video, make_run):
 
     assert fake.playbooks_of(done.run_id) == ["job_collect.yml"]
     assert fake.playbooks_of(broke.run_id) == ["job_collect.yml"]
+    assert len(fake.calls) == 2
     assert all(c.limit == "h1" for c in fake.calls)
     assert store.load_run(done.run_id).state is RunState.SUCCEEDED
     failed = store.load_run(broke.run_id)
