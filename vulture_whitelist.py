@@ -29,9 +29,6 @@ list_runs
 # Record fields read by users and the status views.
 thumbnails
 
-# The one-run path: bench/batch_makespan.py's naive loop and the lifecycle tests.
-execute
-
 # The checkpoint manifest API (cosmos_driver/checkpoints.py): read by the tests and the
 # `invoke checkpoints.manifest|verify` tasks of issue 3.
 manifest_path

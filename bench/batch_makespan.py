@@ -27,8 +27,10 @@ from cosmos_driver.batch import load_batch
 from cosmos_driver.batch_runner import BatchRunner
 from cosmos_driver.lab import lab as lab_control
 from cosmos_driver.lab.paths import LabPaths
-from cosmos_driver.lifecycle import JobLifecycle, Placement, prepare
-from cosmos_driver.records import RunRecord, RunState
+from cosmos_driver.records import FailureReason, RunRecord, RunState
+from cosmos_driver.run.lifecycle import JobLifecycle
+from cosmos_driver.run.spec import prepare
+from cosmos_driver.run.types import HostDown, PhaseFailed, Placement, PreparedRun, Verdict
 from cosmos_driver.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,9 +103,21 @@ def run_naive(batch_path: Path, store: RunStore, inventory: Path) -> tuple[list,
     for job in batch.jobs:
         run_id = batch.run_id(job)
         store.save_run(RunRecord(run_id, batch.batch_id, job.name))
-        run = prepare(store, batch.batch_id, run_id, job)
-        records.append(lifecycle.execute(run, Placement(host)))
+        records.append(one_run(lifecycle, prepare(store, batch.batch_id, run_id, job), host))
     return records, time.monotonic() - begin
+
+
+def one_run(lifecycle: JobLifecycle, run: PreparedRun, host: str) -> RunRecord:
+    """Launch, wait and collect one run, blocking: a phase that fails is its verdict."""
+    problem, exit_ = None, None
+    try:
+        lifecycle.launch(run, Placement(host))
+        exit_ = lifecycle.wait(run, host)
+    except PhaseFailed as failed:
+        problem = failed.verdict
+    except HostDown as down:
+        problem = Verdict(FailureReason.HOST_UNREACHABLE, str(down))
+    return lifecycle.finish(run, host, problem, exit_)
 
 
 def main() -> None:

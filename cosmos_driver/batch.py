@@ -10,7 +10,6 @@ import itertools
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from cosmos_driver import batch_checks as checks
 from cosmos_driver import ids, profiles
 from cosmos_driver.errors import ValidationError
 from cosmos_driver.job_warnings import JobWarnings
+from cosmos_driver.model import DEFAULT_PROFILE, DEFAULT_TIMEOUT, Batch, Job
 from cosmos_driver.yaml_lines import LinedDocument, load_lined
 
 MODALITIES = ("color", "vis", "edge", "depth", "seg", "keypoint")
@@ -27,7 +27,6 @@ JOB_NAME_RULE = (
     "must start with a letter or digit, then letters, digits, '.', '_' or '-' "
     "(128 characters at most)"
 )
-DEFAULT_TIMEOUT = 4 * 3600
 # Runs a batch may expand to (sweeps and upscales counted) without `max_runs:` or --yes,
 # and the most it may expand to at all (docs/batch-file.md#limits).
 DEFAULT_MAX_RUNS = 1_000
@@ -59,50 +58,6 @@ JOB_FIELDS: dict[str, checks.Check] = {
     **SAMPLING_FIELDS,
 }
 TOP_FIELDS = ("name", "defaults", "jobs", "max_runs")
-
-
-@dataclass(frozen=True)
-class Job:
-    """One validated job: what to run and with which parameters."""
-
-    name: str
-    prompt: str
-    inputs: dict[str, Path]
-    controls: dict[str, float]
-    sampling: dict[str, Any] = field(default_factory=dict)
-    gpus: int = 1
-    timeout: int = DEFAULT_TIMEOUT
-    retries: int = 0
-    env: dict[str, str] = field(default_factory=dict)
-    profile: str = profiles.DEFAULT
-    # A 4K upscale run follows this job's run, on its host (cosmos_driver.upscale).
-    upscale: bool = False
-    # Transfer1's prompt upsampler rewrites the prompt before inference; the run record keeps
-    # the prompt it ended with (RunRecord.enhanced_prompt).
-    enhance: bool = False
-
-
-@dataclass(frozen=True)
-class Batch:
-    name: str
-    source: Path
-    jobs: tuple[Job, ...]
-    # Things worth knowing that do not stop the batch, each said once with a count.
-    warnings: tuple[str, ...] = ()
-    # How many job entries the file has (its sweeps expand them into `jobs`).
-    entries: int = 0
-
-    @property
-    def batch_id(self) -> str:
-        return ids.batch_id(self.name)
-
-    def run_id(self, job: Job) -> str:
-        return ids.run_id(self.batch_id, job.name)
-
-    @property
-    def run_count(self) -> int:
-        """Runs the batch plans: one per job, one more per job with an upscale."""
-        return sum(2 if job.upscale else 1 for job in self.jobs)
 
 
 # Called while a large batch is validated: (jobs valid so far, entries read, entries).
@@ -311,7 +266,7 @@ def _job(index: int, raw: dict[str, Any], base: Path, problems: _Problems) -> Jo
         timeout=raw.get("timeout", DEFAULT_TIMEOUT),
         retries=raw.get("retries", 0),
         env={k: str(v) for k, v in raw.get("env", {}).items()},
-        profile=raw.get("profile", profiles.DEFAULT),
+        profile=raw.get("profile", DEFAULT_PROFILE),
         upscale=raw.get("upscale", False),
         enhance=raw.get("enhance", False),
     )
@@ -355,7 +310,7 @@ def _profile_problems(
     raw: dict[str, Any], wrong: set[str], path: str, label: str, problems: _Problems
 ) -> None:
     """What the job's model profile cannot express, among the fields of the right type."""
-    name = raw.get("profile", profiles.DEFAULT)
+    name = raw.get("profile", DEFAULT_PROFILE)
     if "profile" in wrong:
         return
     valid = {k: v for k, v in raw.items() if k not in wrong}

@@ -8,14 +8,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from cosmos_driver.ansible_adapter import AnsibleAdapter
-from cosmos_driver.batch import Batch, Job
+from cosmos_driver.backend import Backend
+from cosmos_driver.device_pool import Host
 from cosmos_driver.errors import ConfigurationError, ValidationError
-from cosmos_driver.lifecycle import JobLifecycle, PreparedRun, prepare
+from cosmos_driver.model import Batch, Job
 from cosmos_driver.multimodal import check_batch_inputs
 from cosmos_driver.profiles import upsampler
 from cosmos_driver.records import BatchRecord, RunRecord, RunState, utc_now
 from cosmos_driver.resume import IN_FLIGHT, FoundContainers, find_batch_containers, ticket_for
-from cosmos_driver.scheduler import Host, Scheduler, Ticket
+from cosmos_driver.run.lifecycle import JobLifecycle
+from cosmos_driver.run.spec import prepare
+from cosmos_driver.run.types import PreparedRun
+from cosmos_driver.scheduler import Scheduler, Ticket
+from cosmos_driver.ssh_hosts import SshHosts
 from cosmos_driver.store import RunStore
 from cosmos_driver.upscale import UPSCALE_KIND, prepare_upscale, upscale_run_id
 
@@ -46,6 +51,8 @@ class BatchRunner:
     lifecycle: JobLifecycle = field(init=False)
     on_change: Callable[[RunRecord], None] | None = None
     on_hosts: Callable[[dict[str, Host]], None] | None = None
+    # Where the runs go; None: the inventory's SSH hosts with `gpu_counts` GPU slots.
+    backend: Backend | None = None
 
     def __post_init__(self) -> None:
         self.lifecycle = JobLifecycle(self.adapter, self.store, on_change=self.on_change)
@@ -58,8 +65,8 @@ class BatchRunner:
         with self.store.driving(batch.batch_id):
             self._save_batch(batch)
             todo = self._todo(batch, result)
-            scheduler = Scheduler(self.lifecycle, self.gpu_counts)
-            scheduler.on_hosts = self.on_hosts
+            backend = self.backend or SshHosts(self.lifecycle, self.gpu_counts, self.on_hosts)
+            scheduler = Scheduler(self.lifecycle, backend)
             resumed = self._resumed(batch.batch_id, todo)
             taken = {t.run.run_id for t in resumed}
             scheduler.run(resumed, self._fresh(batch.batch_id, todo, taken))

@@ -8,10 +8,10 @@ import hashlib
 from pathlib import Path
 
 from cosmos_driver import batch_checks
-from cosmos_driver.batch import Batch, Job
 from cosmos_driver.errors import ValidationError
-from cosmos_driver.lifecycle import file_sha256
+from cosmos_driver.model import Batch, Job
 from cosmos_driver.profiles import UPSAMPLER
+from cosmos_driver.run.spec import file_sha256
 
 JOB_NAME = "enhance"
 

@@ -12,8 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cosmos_driver.errors import ExecutionError
-from cosmos_driver.lifecycle import HostDown, JobLifecycle, PhaseFailed, RunRef
 from cosmos_driver.records import ENDED_STATES, RunRecord, RunState
+from cosmos_driver.run.lifecycle import JobLifecycle
+from cosmos_driver.run.types import HostDown, PhaseFailed, RunRef
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cosmos_driver.batch import MODALITIES, Batch
+from cosmos_driver.batch import MODALITIES
 from cosmos_driver.errors import ValidationError
 from cosmos_driver.job_warnings import JobWarnings
+from cosmos_driver.model import Batch
 from cosmos_driver.video import VideoInfo, probe
 
 log = logging.getLogger(__name__)

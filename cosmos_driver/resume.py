@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from cosmos_driver import host_contract
 from cosmos_driver.ansible_adapter import AnsibleAdapter, PlaybookCall
-from cosmos_driver.lifecycle import Placement, PreparedRun
 from cosmos_driver.records import RunRecord, RunState
+from cosmos_driver.run.types import Placement, PreparedRun
 from cosmos_driver.scheduler import Mode, Ticket
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,9 @@ def find_batch_containers(adapter: AnsibleAdapter, batch_id: str) -> FoundContai
     by_run = {}
     for host, containers in (outcome.data.get("containers") or {}).items():
         for container in containers:
-            name = str(container.get("name", ""))
-            by_run[name.removeprefix("cosmos-")] = host
+            run_id = host_contract.run_id_of(container)
+            if run_id is not None:
+                by_run[run_id] = host
     unreachable = frozenset(f.host for f in outcome.failures if f.unreachable)
     return FoundContainers(by_run, unreachable)
 

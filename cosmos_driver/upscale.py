@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cosmos_driver.batch import Job
 from cosmos_driver.errors import ValidationError
-from cosmos_driver.lifecycle import PreparedRun, Verdict
-from cosmos_driver.profiles import ContainerPaths, profile_named
-from cosmos_driver.records import FailureReason, RunRecord, RunState
+from cosmos_driver.host_contract import SPEC_FILE
+from cosmos_driver.model import Job
+from cosmos_driver.profiles import ContainerPaths
+from cosmos_driver.run.types import PreparedRun
 from cosmos_driver.store import RunStore, write_json_atomic
 
 UPSCALE_KIND = "upscale"
@@ -25,28 +25,13 @@ def upscale_run_id(parent_run_id: str) -> str:
 def prepare_upscale(store: RunStore, batch_id: str, parent_run_id: str, job: Job) -> PreparedRun:
     """The upscale run of `job`: its spec saved as runs/<run_id>/spec.json, no inputs of its
     own (its input is the parent's output on the parent's host)."""
-    build = profile_named(job.profile).build_upscale_spec
-    if build is None:
-        raise ValidationError(f"job {job.name}: profile {job.profile} has no 4K upscaler")
     run_id = upscale_run_id(parent_run_id)
     # The upscale run neither enhances its prompt again nor is followed by another upscale.
     upscale_job = replace(job, name=job.name + SUFFIX, upscale=False, enhance=False)
-    spec_path = store.run_dir(run_id) / "spec.json"
+    spec_path = store.run_dir(run_id) / SPEC_FILE
+    run = PreparedRun(run_id, batch_id, upscale_job, {}, spec_path, parent_id=parent_run_id)
+    build = run.profile.build_upscale_spec
+    if build is None:
+        raise ValidationError(f"job {job.name}: profile {job.profile} has no 4K upscaler")
     write_json_atomic(spec_path, build(job, ContainerPaths()))
-    return PreparedRun(run_id, batch_id, upscale_job, {}, spec_path, parent_id=parent_run_id)
-
-
-def blocked_by_parent(parent: RunRecord | None, parent_id: str) -> Verdict | None:
-    """Why a dependent run can never start, or None while its parent may still succeed."""
-    if parent is None:
-        return Verdict(FailureReason.PARENT_FAILED, f"parent run {parent_id} has no record")
-    if parent.state is RunState.CANCELLED:
-        return Verdict(
-            FailureReason.CANCELLED, f"parent run {parent_id} was cancelled; not started"
-        )
-    if parent.state is RunState.FAILED:
-        why = f" ({parent.failure.reason}: {parent.failure.detail})" if parent.failure else ""
-        return Verdict(
-            FailureReason.PARENT_FAILED, f"parent run {parent_id} failed{why}; not started"
-        )
-    return None
+    return run

@@ -1,4 +1,4 @@
-"""The boundaries of DESIGN.md, enforced.
+"""The boundaries of DESIGN.md and docs/architecture.md, enforced.
 
 Each rule is a function over a source tree that returns its violations. The tests run every
 rule on this repository (no violations allowed) and on a planted copy (each violation must be
@@ -148,6 +148,154 @@ def eager_log_formatting(root: Path) -> list[str]:
     return found
 
 
+# --- the driver's own modules: size, import cycles, layers -----------------------------------
+
+MAX_MODULE_LINES = 400
+INTERFACE = ("cosmos_driver/tasks/", "cosmos_driver/cli.py", "tasks.py")
+# Neither the driver's code nor its rules: the simulator image, and Ansible content once it
+# lives in a collection inside the package.
+NOT_DRIVER_CODE = ("cosmos_driver/lab/simulator/", "cosmos_driver/ansible_collections/")
+DOMAIN_FORBIDS = {"subprocess", "ansible", "ansible_runner"}
+# The scheduler's side of the backend seam: it may not know how runs are placed or run.
+SEAM_SIDE = ("cosmos_driver/scheduler.py", "cosmos_driver/dependent_runs.py")
+BACKEND_SIDE = {
+    "cosmos_driver.ssh_hosts",
+    "cosmos_driver.device_pool",
+    "cosmos_driver.ansible_adapter",
+}
+
+
+def driver_modules(root: Path) -> dict[str, Path]:
+    """Every module of the driver package by dotted name (a package by its own name)."""
+    found = {}
+    for path in sorted((root / "cosmos_driver").rglob("*.py")):
+        if rel(root, path).startswith(NOT_DRIVER_CODE):
+            continue
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def _absolute(module: str, path: Path, node: ast.ImportFrom) -> str:
+    """The module an ImportFrom names, relative imports resolved against `module`."""
+    if not node.level:
+        return node.module or ""
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    base = package[: len(package) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Which driver modules each driver module imports, TYPE_CHECKING and function-level
+    imports included; `from pkg import name` counts as pkg.name when that is a module."""
+    modules = driver_modules(root)
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names if a.name in modules)
+            elif isinstance(node, ast.ImportFrom):
+                base = _absolute(name, path, node)
+                for alias in node.names:
+                    full = f"{base}.{alias.name}"
+                    targets.add(full if full in modules else base)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def _cycle_from(start: str, graph: dict[str, set[str]]) -> list[str] | None:
+    """A shortest import path from `start` back to itself, if there is one."""
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        current = queue.pop(0)
+        for target in sorted(graph[current]):
+            if target == start:
+                return [*paths[current], start]
+            if target not in paths:
+                paths[target] = [*paths[current], target]
+                queue.append(target)
+    return None
+
+
+def import_cycles(root: Path) -> list[str]:
+    """Each import cycle among the driver's modules, once, as `a -> b -> a`."""
+    graph = import_graph(root)
+    found, seen = [], set()
+    for module in sorted(graph):
+        cycle = _cycle_from(module, graph)
+        if cycle and frozenset(cycle) not in seen:
+            seen.add(frozenset(cycle))
+            found.append(" -> ".join(cycle))
+    return found
+
+
+def oversized_modules(root: Path) -> list[str]:
+    return [
+        f"{rel(root, path)} has {lines} lines (at most {MAX_MODULE_LINES})"
+        for path in driver_modules(root).values()
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    ]
+
+
+def _layer_of(root: Path, path: Path) -> str:
+    where = rel(root, path)
+    if where.startswith(INTERFACE):
+        return "interface"
+    if where == ADAPTER:
+        return "adapter"
+    if where.startswith("cosmos_driver/lab/"):
+        return "lab"
+    return "domain"
+
+
+def interface_imported_below(root: Path) -> list[str]:
+    """Interface layer: it calls the domain, never the other way round (it holds no logic
+    anything else could need)."""
+    found = []
+    for path in [root / "tasks.py", *driver_modules(root).values()]:
+        if not path.exists() or _layer_of(root, path) == "interface":
+            continue
+        for name in imported_modules(path):
+            if name in ("tasks", "cosmos_driver.cli") or name.startswith("cosmos_driver.tasks"):
+                found.append(f"{rel(root, path)} imports the interface ({name})")
+    return found
+
+
+def impure_domain(root: Path) -> list[str]:
+    """Domain layer: pure Python, testable without a host (no processes, no Ansible)."""
+    return [
+        f"{rel(root, path)} imports {name}"
+        for path in driver_modules(root).values()
+        if _layer_of(root, path) == "domain"
+        for name in sorted(imported_modules(path))
+        if name.split(".")[0] in DOMAIN_FORBIDS
+    ]
+
+
+def scheduler_knows_a_backend(root: Path) -> list[str]:
+    """The backend seam: the scheduler reaches hosts only through a Backend."""
+    return [
+        f"{side} imports {name}"
+        for side in SEAM_SIDE
+        if (root / side).exists()
+        for name in sorted(imported_modules(root / side))
+        if name in BACKEND_SIDE
+    ]
+
+
+# Each row of docs/architecture.md's layer table and the rules that enforce it.
+LAYER_RULES = {
+    "Interface": [interface_imported_below],
+    "Domain": [impure_domain, scheduler_knows_a_backend],
+    "Adapter": [runner_imports_outside_adapter],
+    "Ansible content": [engine_commands_in_python, engine_commands_in_ansible],
+}
+
+
 RULES = [
     forbidden_imports,
     runner_imports_outside_adapter,
@@ -155,6 +303,11 @@ RULES = [
     engine_commands_in_python,
     engine_commands_in_ansible,
     eager_log_formatting,
+    interface_imported_below,
+    impure_domain,
+    scheduler_knows_a_backend,
+    import_cycles,
+    oversized_modules,
 ]
 
 
@@ -183,14 +336,26 @@ def _append(path: Path, text: str) -> None:
 
 PLANTS = {
     forbidden_imports: ("cosmos_driver/batch.py", "\nimport paramiko\n"),
-    runner_imports_outside_adapter: ("cosmos_driver/lifecycle.py", "\nimport ansible_runner\n"),
+    runner_imports_outside_adapter: ("cosmos_driver/run/lifecycle.py", "\nimport ansible_runner\n"),
     ssh_subprocesses: ("cosmos_driver/store.py", "\nCMD = ['ssh', 'host', 'true']\n"),
-    engine_commands_in_python: ("cosmos_driver/lifecycle.py", "\nCMD = ['docker', 'run', 'x']\n"),
+    engine_commands_in_python: (
+        "cosmos_driver/run/lifecycle.py",
+        "\nCMD = ['docker', 'run', 'x']\n",
+    ),
     engine_commands_in_ansible: (
         f"{COLLECTION}/roles/cosmos_job/tasks/collect.yml",
         "\n- name: Sneak\n  ansible.builtin.command:\n    argv: [docker, rm, -f, x]\n",
     ),
     eager_log_formatting: ("cosmos_driver/store.py", "\nlog.info(f'{len(__name__)} bytes')\n"),
+    interface_imported_below: ("cosmos_driver/records.py", "\nimport cosmos_driver.tasks.common\n"),
+    impure_domain: ("cosmos_driver/run/files.py", "\nimport subprocess\n"),
+    scheduler_knows_a_backend: (
+        "cosmos_driver/scheduler.py",
+        "\nfrom cosmos_driver.device_pool import DevicePool\n",
+    ),
+    # store imports records; records importing store closes a cycle.
+    import_cycles: ("cosmos_driver/records.py", "\nfrom cosmos_driver import store\n"),
+    oversized_modules: ("cosmos_driver/ids.py", "\n" * MAX_MODULE_LINES),
 }
 
 
@@ -208,3 +373,64 @@ def test_shell_task_that_is_not_the_engine_is_allowed(planted):
         "\n- name: Fine\n  ansible.builtin.command:\n    argv: [nvidia-smi, -L]\n",
     )
     assert engine_commands_in_ansible(planted) == []
+
+
+def test_every_layer_of_the_docs_table_has_a_rule():
+    table = (ROOT / "docs/architecture.md").read_text().split("| Layer | Where | Rule |")[1]
+    rows = []
+    for line in table.splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line.split("|")[1].strip())
+    assert rows == list(LAYER_RULES)
+    assert len(rows) == 4
+    assert all(LAYER_RULES[row] for row in rows)
+
+
+def _fake_package(root: Path, modules: dict[str, str]) -> Path:
+    """A throwaway cosmos_driver package of `modules` (relative path -> source)."""
+    for name, text in {"__init__.py": "", **modules}.items():
+        path = root / "cosmos_driver" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+@pytest.mark.parametrize(
+    "modules",
+    [
+        {"a.py": "from cosmos_driver import b\n", "b.py": "import cosmos_driver.a\n"},
+        {  # only for type checking, and through a package: still a cycle
+            "a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+            "    from cosmos_driver.p.c import C\n",
+            "p/__init__.py": "from cosmos_driver.p import c\n",
+            "p/c.py": "from cosmos_driver.a import A\n",
+        },
+        {"p/__init__.py": "", "p/x.py": "from . import y\n", "p/y.py": "from .x import X\n"},
+        {"a.py": "def f():\n    from cosmos_driver import b\n", "b.py": "import cosmos_driver.a\n"},
+    ],
+    ids=["direct", "type-checking-through-a-package", "relative", "in-a-function"],
+)
+def test_an_import_cycle_in_a_fake_package_is_found(tmp_path, modules):
+    found = import_cycles(_fake_package(tmp_path, modules))
+    assert len(found) == 1, found
+
+
+def test_a_package_importing_its_own_modules_is_no_cycle(tmp_path):
+    root = _fake_package(
+        tmp_path,
+        {"p/__init__.py": "from cosmos_driver.p import c\n", "p/c.py": "import os\n"},
+    )
+    assert import_cycles(root) == []
+
+
+def test_a_module_over_the_limit_in_a_fake_package_is_found(tmp_path):
+    root = _fake_package(
+        tmp_path,
+        {
+            "small.py": "x = 1\n" * MAX_MODULE_LINES,
+            "big.py": "x = 1\n" * (MAX_MODULE_LINES + 1),
+            "lab/simulator/huge.py": "x = 1\n" * 1000,
+        },
+    )
+    assert oversized_modules(root) == ["cosmos_driver/big.py has 401 lines (at most 400)"]

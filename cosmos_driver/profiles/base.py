@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cosmos_driver.host_contract import SPEC_FILE
+
 if TYPE_CHECKING:
-    from cosmos_driver.batch import Job
+    from cosmos_driver.model import Job
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class ContainerPaths:
 
     @property
     def spec(self) -> str:
-        return f"{self.run}/spec.json"
+        return f"{self.run}/{SPEC_FILE}"
 
 
 @dataclass(frozen=True)

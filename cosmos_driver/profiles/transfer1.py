@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from cosmos_driver.profiles.base import ContainerPaths, Problem, RunEnd
 
 if TYPE_CHECKING:
-    from cosmos_driver.batch import Job
+    from cosmos_driver.model import Job
 
 NAME = "transfer1"
 SCRIPT = "cosmos_transfer1/diffusion/inference/transfer.py"

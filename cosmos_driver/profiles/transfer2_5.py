@@ -12,7 +12,7 @@ from cosmos_driver.errors import ValidationError
 from cosmos_driver.profiles.base import ContainerPaths, Problem, RunEnd
 
 if TYPE_CHECKING:
-    from cosmos_driver.batch import Job
+    from cosmos_driver.model import Job
 
 NAME = "transfer2.5"
 SCRIPT = "examples/inference.py"

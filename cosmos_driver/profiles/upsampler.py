@@ -13,7 +13,7 @@ from cosmos_driver.profiles.base import ContainerPaths, Problem, RunEnd
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from cosmos_driver.batch import Job
+    from cosmos_driver.model import Job
 
 NAME = "transfer1-upsampler"
 # The run record's kind for an `invoke enhance` run.

@@ -10,12 +10,13 @@ from invoke import task
 from rich.table import Table
 
 from cosmos_driver import content
-from cosmos_driver.batch import DEFAULT_MAX_RUNS, MAX_RUNS, Batch, load_batch
+from cosmos_driver.batch import DEFAULT_MAX_RUNS, MAX_RUNS, load_batch
 from cosmos_driver.batch_runner import BatchResult, BatchRunner
 from cosmos_driver.errors import ConfigurationError, ExecutionError, Interrupted
 from cosmos_driver.inventory import Inventory, load_inventory
 from cosmos_driver.lab import lab as lab_control
 from cosmos_driver.lab.paths import LabPaths
+from cosmos_driver.model import Batch
 from cosmos_driver.provisioning import HostFacts
 from cosmos_driver.records import RunRecord
 from cosmos_driver.store import RunStore

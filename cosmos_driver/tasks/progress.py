@@ -11,8 +11,8 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
+from cosmos_driver.device_pool import Host, record_host_use
 from cosmos_driver.records import RunRecord, RunState
-from cosmos_driver.scheduler import Host, record_host_use
 
 
 def _elapsed(record: RunRecord) -> float | None:

@@ -10,9 +10,11 @@ from invoke import task
 from rich.table import Table
 
 from cosmos_driver.errors import StoreError, ValidationError
+from cosmos_driver.host_contract import CONTAINER_LOG
 from cosmos_driver.kill import Killer
-from cosmos_driver.lifecycle import HostDown, JobLifecycle, PhaseFailed, RunRef
 from cosmos_driver.records import ENDED_STATES, RunRecord, RunState
+from cosmos_driver.run.lifecycle import JobLifecycle
+from cosmos_driver.run.types import HostDown, PhaseFailed, RunRef
 from cosmos_driver.store import RunStore
 from cosmos_driver.tasks.common import (
     INVENTORY_HELP,
@@ -164,7 +166,7 @@ def logs(c, run, follow=False, inventory=None, state_dir=None):
     """Print a run's container log; with --follow, follow it while the job runs."""
     store = state_store(state_dir)
     run_id = store.find_run_id(run)
-    log_file = store.logs_dir(run_id) / "container.log"
+    log_file = store.logs_dir(run_id) / CONTAINER_LOG
     printed = _follow(store, run_id, log_file, inventory) if follow else 0
     if not log_file.exists():
         raise StoreError(f"run {run_id} has no container log yet; try --follow while it runs")

@@ -11,17 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from cosmos_driver.batch import Job, load_batch
+from cosmos_driver.batch import load_batch
 from cosmos_driver.batch_runner import BatchRunner
 from cosmos_driver.enhance import enhance_batch
 from cosmos_driver.errors import ConfigurationError, ExecutionError, ValidationError
 from cosmos_driver.inventory import Inventory
+from cosmos_driver.model import Job
 from cosmos_driver.profiles import NAMES, UPSAMPLER, ContainerPaths, profile_named, upsampler
 from cosmos_driver.records import FailureReason, RunRecord, RunState
 from cosmos_driver.tasks.enhance import _report
 from cosmos_driver.tasks.jobs import _chosen_hosts
 from cosmos_driver.tasks.runs import _print_record
-from tests.unit.test_lifecycle import FakeAdapter, run_job
+from tests.fakes.adapter import FakeAdapter, run_job
 
 PATHS = ContainerPaths()
 ENHANCE_FLAGS = ["--upsample_prompt", "--offload_prompt_upsampler"]

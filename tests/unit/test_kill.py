@@ -16,8 +16,9 @@ from cosmos_driver import kill as kill_module
 from cosmos_driver.ansible_adapter import PlaybookCall, PlaybookOutcome
 from cosmos_driver.errors import ExecutionError
 from cosmos_driver.kill import Killer
-from cosmos_driver.lifecycle import JobLifecycle, RetryPolicy
 from cosmos_driver.records import FailureReason, RunRecord, RunState
+from cosmos_driver.run.lifecycle import JobLifecycle
+from cosmos_driver.run.phases import RetryPolicy
 from cosmos_driver.store import RunStore
 
 BATCH_ID = "demo-0123abcd"

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from cosmos_driver.batch import Job
-from cosmos_driver.lifecycle import JobLifecycle, RunRef, prepare
+from cosmos_driver.model import Job
 from cosmos_driver.profiles import ContainerPaths, profile_named
 from cosmos_driver.records import FailureReason, RunRecord, RunState
-from tests.unit.test_lifecycle import BATCH_ID, HOST, NO_RETRY, RUN_ID, FakeAdapter, run_job
+from cosmos_driver.run.lifecycle import JobLifecycle
+from cosmos_driver.run.spec import prepare
+from cosmos_driver.run.types import RunRef
+from tests.fakes.adapter import BATCH_ID, HOST, NO_RETRY, RUN_ID, FakeAdapter, run_job
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import pytest
 
 from cosmos_driver.ansible_adapter import PlaybookCall, PlaybookOutcome, TaskFailure
 from cosmos_driver.batch import Job
-from cosmos_driver.lifecycle import Placement, PreparedRun
 from cosmos_driver.records import FailureReason, RunRecord, RunState
 from cosmos_driver.resume import FoundContainers, find_batch_containers, ticket_for
+from cosmos_driver.run.types import Placement, PreparedRun
 from cosmos_driver.scheduler import Mode
 
 BATCH_ID = "demo-0123abcd"

@@ -6,181 +6,35 @@ time on each device is recorded so overlaps can be checked."""
 
 from __future__ import annotations
 
-import itertools
-import json
 import threading
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cosmos_driver import scheduler as scheduler_module
-from cosmos_driver.ansible_adapter import PlaybookCall, PlaybookOutcome, TaskFailure
-from cosmos_driver.batch import Job
-from cosmos_driver.lifecycle import JobLifecycle, Placement, PreparedRun, RetryPolicy, prepare
+from cosmos_driver.ansible_adapter import PlaybookCall, PlaybookOutcome
+from cosmos_driver.model import Job
 from cosmos_driver.records import FailureReason, RunRecord, RunState
+from cosmos_driver.run.lifecycle import JobLifecycle
+from cosmos_driver.run.phases import RetryPolicy
+from cosmos_driver.run.spec import prepare
+from cosmos_driver.run.types import Placement, PreparedRun
 from cosmos_driver.scheduler import Mode, Scheduler, Ticket
+from cosmos_driver.ssh_hosts import SshHosts
 from cosmos_driver.store import RunStore
 from cosmos_driver.upscale import prepare_upscale
-from tests.unit.conftest import make_mp4
+from tests.fakes.adapter import scheduler_for, short_outages
+from tests.fakes.hosts import DEFAULT_SECONDS, FakeHosts, unreachable
 
 BATCH_ID = "sched-0123abcd"
 HOSTS = {"h1": 2, "h2": 2}
-DEFAULT_SECONDS = 0.1
 
 
-def ok(**data: Any) -> PlaybookOutcome:
-    return PlaybookOutcome("successful", 0, data)
-
-
-def unreachable(host: str, task: str) -> PlaybookOutcome:
-    failure = TaskFailure(host, task, "Failed to connect to the host via ssh", True)
-    return PlaybookOutcome("failed", 4, {}, [failure])
-
-
-@dataclass
-class Container:
-    run_id: str
-    host: str
-    devices: tuple[str, ...]
-    started: float
-    ends: float
-    exit_code: int = 0
-
-
-@dataclass
-class FakeHosts:
-    """Stands in for AnsibleAdapter: GPU hosts whose containers live in memory."""
-
-    video: bytes
-    unreachable: dict[str, set[str]] = field(default_factory=dict)  # playbook -> hosts
-    stage_seconds: float = 0.02
-    cond: threading.Condition = field(default_factory=threading.Condition)
-    containers: dict[str, Container] = field(default_factory=dict)
-    intervals: dict[tuple[str, str], list[tuple[float, float, str]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    calls: list[PlaybookCall] = field(default_factory=list)
-    call_times: list[float] = field(default_factory=list)
-    waited_for_holder: list[str] = field(default_factory=list)
-    exits_left: dict[str, int] = field(default_factory=dict)  # run_id -> exit saved on the host
-
-    def run(
-        self, call: PlaybookCall, log_path: Path | None = None, cancel: Any = None
-    ) -> PlaybookOutcome:
-        with self.cond:
-            self.calls.append(call)
-            self.call_times.append(time.monotonic())
-        if call.limit in self.unreachable.get(call.playbook, set()):
-            return unreachable(call.limit, call.playbook)
-        handler = getattr(self, "_" + call.playbook.removesuffix(".yml"))
-        return handler(call)
-
-    # -- the simulated hosts --
-
-    def add_running(self, run_id: str, host: str, devices: tuple[str, ...], seconds: float):
-        """A container left running by an earlier driver."""
-        now = time.monotonic()
-        with self.cond:
-            self._create(run_id, host, devices, now, now + seconds)
-
-    def _create(self, run_id, host, devices, started, ends, exit_code=0) -> Container:
-        container = Container(run_id, host, devices, started, ends, exit_code)
-        self.containers[f"cosmos-{run_id}"] = container
-        for device in devices:
-            self.intervals[(host, device)].append((started, ends, run_id))
-        return container
-
-    def _running(self, names: list[str], now: float) -> list[Container]:
-        """The containers of `names` still running; a name that does not exist has exited."""
-        found = (self.containers.get(name) for name in names)
-        return [c for c in found if c is not None and c.ends > now]
-
-    def _job_launch(self, call: PlaybookCall) -> PlaybookOutcome:
-        """Stage (takes stage_seconds), then start once the containers it follows exited."""
-        time.sleep(self.stage_seconds)
-        extravars = call.extravars
-        run_id = extravars["cosmos_job_run_id"]
-        seconds = float(extravars["cosmos_job_env"].get("FAKE_SECONDS", DEFAULT_SECONDS))
-        exit_code = int(extravars["cosmos_job_env"].get("FAKE_EXIT", 0))
-        give_up = time.monotonic() + 5
-        waited = False
-        while time.monotonic() < give_up:
-            with self.cond:
-                now = time.monotonic()
-                holders = self._running(extravars["cosmos_job_after"], now)
-                if not holders:
-                    devices = tuple(extravars["cosmos_job_gpu_devices"])
-                    self._create(run_id, call.limit, devices, now, now + seconds, exit_code)
-                    if waited:
-                        self.waited_for_holder.append(run_id)
-                    return ok(
-                        uploaded=[], started=True, container_id=f"id-{run_id}", reattached=False
-                    )
-            waited = True
-            time.sleep(max(0.0, min(h.ends for h in holders) - time.monotonic()) + 0.001)
-        return ok(uploaded=[], started=False, exists=False)
-
-    def _job_wait(self, call: PlaybookCall) -> PlaybookOutcome:
-        name = f"cosmos-{call.extravars['cosmos_job_run_id']}"
-        collect = bool(call.extravars.get("cosmos_job_collect_when_done"))
-        with self.cond:
-            container = self.containers.get(name)
-        if container is None:
-            gone = {"exists": False, "finished": False}
-            return ok(**gone, **self._collect(call)) if collect else ok(**gone)
-        left = container.ends - time.monotonic()
-        time.sleep(max(0.0, min(left, call.extravars["cosmos_job_wait_timeout"])))
-        if time.monotonic() < container.ends:
-            return ok(exists=True, finished=False, log_tail=["3/35 [00:01<00:10]"])
-        exit_ = {"exists": True, "finished": True, "exit_code": container.exit_code}
-        exit_["log_tail"] = ["35/35 [00:02<00:00]"]
-        return ok(**exit_, **self._collect(call)) if collect else ok(**exit_)
-
-    def _job_collect(self, call: PlaybookCall) -> PlaybookOutcome:
-        return ok(**self._collect(call))
-
-    def _collect(self, call: PlaybookCall) -> dict[str, Any]:
-        """Remove the container; fetch its outputs, log and (if it was there) exit."""
-        with self.cond:
-            container = self.containers.pop(f"cosmos-{call.extravars['cosmos_job_run_id']}", None)
-        fetch = Path(call.extravars["cosmos_job_fetch_dir"])
-        (fetch / "outputs").mkdir(parents=True, exist_ok=True)
-        (fetch / "logs").mkdir(parents=True, exist_ok=True)
-        (fetch / "outputs" / "output.mp4").write_bytes(self.video)
-        (fetch / "logs" / "container.log").write_text("35/35 [00:02<00:00]\ndone\n")
-        run_id = call.extravars["cosmos_job_run_id"]
-        if container is not None:
-            self.exits_left[run_id] = container.exit_code
-        if run_id in self.exits_left:
-            exit_ = json.dumps({"exit_code": self.exits_left[run_id]})
-            (fetch / "logs" / "container-exit.json").write_text(exit_)
-        return {"collected": True, "outputs": ["output.mp4"]}
-
-    # -- what happened --
-
-    def playbooks_of(self, run_id: str) -> list[str]:
-        return [c.playbook for c in self.calls if c.extravars["cosmos_job_run_id"] == run_id]
-
-    def calls_of(self, playbook: str) -> list[PlaybookCall]:
-        return [c for c in self.calls if c.playbook == playbook]
-
-    def overlaps(self) -> list[str]:
-        found = []
-        for (host, device), spans in self.intervals.items():
-            spans = sorted(spans)
-            for (_, end, first), (start, _, second) in itertools.pairwise(spans):
-                if start < end:
-                    found.append(f"{host}/{device}: {second} started while {first} ran")
-        return found
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory) -> bytes:
-    return make_mp4(tmp_path_factory.mktemp("video") / "v.mp4").read_bytes()
+@pytest.fixture
+def video(tmp_path: Path, mp4) -> bytes:
+    return mp4(tmp_path / "video" / "v.mp4").read_bytes()
 
 
 @pytest.fixture
@@ -208,13 +62,13 @@ def make_run(store, inputs):
 
 
 @pytest.fixture(autouse=True)
-def short_outages(monkeypatch) -> None:
-    monkeypatch.setattr(scheduler_module, "OUTAGE_BACKOFF_SECONDS", (0.01, 0.02))
+def _short_outages(monkeypatch) -> None:
+    short_outages(monkeypatch)
 
 
 def run_all(store: RunStore, fake: FakeHosts, tickets: list[Ticket], hosts=None) -> Scheduler:
     life = JobLifecycle(fake, store, retry=RetryPolicy(delays=()))
-    scheduler = Scheduler(life, hosts or HOSTS)
+    scheduler = scheduler_for(life, hosts or HOSTS)
     started = time.monotonic()
     scheduler.run(tickets)
     assert time.monotonic() - started < 10
@@ -240,6 +94,7 @@ def test_every_run_succeeds_across_both_hosts(store, video, make_run):
 
     ended = records(store, runs)
     assert [r.state for r in ended] == [RunState.SUCCEEDED] * 10
+    assert len(ended) == 10
     assert all(r.failure is None and r.exit_code == 0 for r in ended)
     assert {r.host for r in ended} == {"h1", "h2"}
     for run in runs:
@@ -320,6 +175,7 @@ def test_a_two_gpu_job_gets_two_devices_of_one_host(store, video, make_run):
         key for key, spans in fake.intervals.items() if any(r == wide.run_id for *_, r in spans)
     )
     assert held == [(start.limit, "0"), (start.limit, "1")]
+    assert len(narrow) == 3
     assert all(r.state is RunState.SUCCEEDED for r in records(store, narrow))
 
 
@@ -333,6 +189,7 @@ def test_host_down_during_launch_moves_its_runs_to_the_other_host(store, video, 
 
     ended = records(store, runs)
     assert [r.state for r in ended] == [RunState.SUCCEEDED] * 6
+    assert len(ended) == 6
     assert all(r.host == "h1" for r in ended)
     staged_on_h2 = [c for c in fake.calls_of("job_launch.yml") if c.limit == "h2"]
     moved = {c.extravars["cosmos_job_run_id"] for c in staged_on_h2}
@@ -356,8 +213,8 @@ class RequeueProbe(Scheduler):
         super().__init__(*args)
         self.marks_after_cleanup: list[list[str]] = []
 
-    def _requeue(self, ticket: Ticket, down: Any) -> None:
-        super()._requeue(ticket, down)
+    def _requeue(self, ticket: Ticket) -> None:
+        super()._requeue(ticket)
         give_up = time.monotonic() + 2
         while ticket.placement is None and time.monotonic() < give_up:
             time.sleep(0.005)
@@ -366,12 +223,13 @@ class RequeueProbe(Scheduler):
         first_host = ticket.placement.host if ticket.placement else None
         super()._work(ticket)
         if first_host == "h2":
-            with self.cond:
+            pool = self.backend.pool
+            with pool.cond:
                 run_id = ticket.run.run_id
                 self.marks_after_cleanup.append(
                     [
                         f"{host.name}/{d.index}"
-                        for host in self.hosts.values()
+                        for host in pool.hosts.values()
                         for d in host.devices
                         if run_id in (d.holder, d.successor)
                     ]
@@ -382,7 +240,7 @@ def test_a_requeued_run_keeps_the_devices_of_its_new_placement(store, video, mak
     run = make_run("job", seconds=0.05)
     fake = FakeHosts(video, unreachable={"job_launch.yml": {"h2"}}, stage_seconds=0.3)
     life = JobLifecycle(fake, store, retry=RetryPolicy(delays=()))
-    probe = RequeueProbe(life, {"h2": 1, "h1": 1})
+    probe = RequeueProbe(life, SshHosts(life, {"h2": 1, "h1": 1}))
     probe.run([Ticket(run)])
 
     assert store.load_run(run.run_id).state is RunState.SUCCEEDED
@@ -397,6 +255,7 @@ def test_every_host_down_fails_the_pending_runs_as_host_unreachable(store, video
 
     ended = records(store, runs)
     assert [r.state for r in ended] == [RunState.FAILED] * 5
+    assert len(ended) == 5
     assert all(r.failure.reason is FailureReason.HOST_UNREACHABLE for r in ended)
     assert {c.playbook for c in fake.calls} == {"job_launch.yml"}
 
@@ -473,7 +332,7 @@ def test_no_pool_thread_outlives_run(store, video, make_run):
         return real_launch(call)
 
     fake._job_launch = launch
-    Scheduler(life, HOSTS).run([Ticket(run) for run in runs])
+    scheduler_for(life, HOSTS).run([Ticket(run) for run in runs])
 
     assert seen_inside and all(name.startswith("cosmos-run") for name in seen_inside)
     assert scheduler_threads() == []
@@ -482,7 +341,8 @@ def test_no_pool_thread_outlives_run(store, video, make_run):
 def test_attach_tickets_skip_launch(store, video, make_run):
     attached = make_run("attached")
     store.update_run(attached.run_id, lambda r: _as_running(r, "h2", ["1"]))
-    fresh = [make_run(f"job-{i}", seconds=0.05) for i in range(3)]
+    # Enough fresh runs that one is staged to follow the attached run on its GPU.
+    fresh = [make_run(f"job-{i}", seconds=0.05) for i in range(8)]
     fake = FakeHosts(video)
     fake.add_running(attached.run_id, "h2", ("1",), seconds=0.2)
     tickets = [Ticket(attached, Mode.ATTACH, Placement("h2", ("1",)))]
@@ -498,6 +358,7 @@ def test_attach_tickets_skip_launch(store, video, make_run):
     assert record.outputs == ["outputs/output.mp4"]
     # No fresh run got its GPU while it still ran.
     (_, attached_ends, _), *others = fake.intervals[("h2", "1")]
+    assert others, "no fresh run used the attached run's GPU afterwards"
     assert all(start >= attached_ends for start, _, _ in others)
 
 
@@ -515,6 +376,7 @@ def test_collect_tickets_only_collect(store, video, make_run):
 
     assert fake.playbooks_of(done.run_id) == ["job_collect.yml"]
     assert fake.playbooks_of(broke.run_id) == ["job_collect.yml"]
+    assert len(fake.calls) == 2
     assert all(c.limit == "h1" for c in fake.calls)
     assert store.load_run(done.run_id).state is RunState.SUCCEEDED
     failed = store.load_run(broke.run_id)

@@ -10,13 +10,14 @@ import pytest
 
 from cosmos_driver.batch import load_batch
 from cosmos_driver.batch_runner import BatchRunner, planned_runs
+from cosmos_driver.dependent_runs import blocked_by_parent
 from cosmos_driver.errors import ValidationError
 from cosmos_driver.profiles import ContainerPaths, profile_named
 from cosmos_driver.records import Failure, FailureReason, RunRecord, RunState
 from cosmos_driver.store import RunStore
-from cosmos_driver.upscale import blocked_by_parent, prepare_upscale, upscale_run_id
+from cosmos_driver.upscale import prepare_upscale, upscale_run_id
+from tests.fakes.hosts import FakeHosts
 from tests.unit.conftest import make_mp4
-from tests.unit.test_scheduler import FakeHosts
 
 BATCH = """\
 name: up
