@@ -47,4 +47,16 @@ def role_vars(run_id: str, batch_id: str, host: str) -> dict[str, Any]:
         "cosmos_job_labels": labels(run_id, batch_id, host),
         "cosmos_job_bundle_name": BUNDLE_NAME,
         "cosmos_job_log_name": CONTAINER_LOG,
+        "cosmos_job_exit_name": EXIT_FILE,
+        "cosmos_job_spec_name": SPEC_FILE,
+    }
+
+
+def find_vars(batch_id: str) -> dict[str, Any]:
+    """The variables of the find playbook: the labels that pick a batch's containers; the
+    playbook adds the host label with each host's own name."""
+    return {
+        "cosmos_find_batch_id": batch_id,
+        "cosmos_find_labels": {BATCH_ID_LABEL: batch_id},
+        "cosmos_find_host_label": HOST_LABEL,
     }

@@ -27,7 +27,7 @@ class FoundContainers:
 
 def find_batch_containers(adapter: AnsibleAdapter, batch_id: str) -> FoundContainers:
     """Ask every host which containers labelled with this batch it has."""
-    call = PlaybookCall("job_find.yml", "all", {"cosmos_find_batch_id": batch_id}, timeout=300)
+    call = PlaybookCall("job_find.yml", "all", host_contract.find_vars(batch_id), timeout=300)
     outcome = adapter.run(call)
     by_run = {}
     for host, containers in (outcome.data.get("containers") or {}).items():

@@ -1,4 +1,4 @@
-"""The boundaries of DESIGN.md and docs/architecture.md, enforced.
+"""The boundaries of docs/design.md and docs/architecture.md, enforced.
 
 Each rule is a function over a source tree that returns its violations. The tests run every
 rule on this repository (no violations allowed) and on a planted copy (each violation must be

@@ -138,6 +138,7 @@ def collect(engine: ContainerEngine, run_dir: Path, **extra) -> dict:
         "name": NAME,
         "grace": 7,
         "dest": str(run_dir / "logs" / "container.log"),
+        "exit_name": "container-exit.json",
         "list_dir": str(run_dir / "outputs"),
         "bundle": None,
         **extra,
@@ -147,7 +148,7 @@ def collect(engine: ContainerEngine, run_dir: Path, **extra) -> dict:
 
 
 def saved_exit(run_dir: Path) -> dict:
-    return json.loads((run_dir / "logs" / cosmos_container.EXIT_FILE).read_text())
+    return json.loads((run_dir / "logs" / "container-exit.json").read_text())
 
 
 def test_collect_of_a_running_container_stops_saves_and_removes_it(run_dir, engine_cli):
@@ -191,7 +192,7 @@ def test_collect_of_a_gone_container_lists_the_outputs_and_keeps_an_earlier_exit
 ):
     # An earlier collect saved the exit and removed the container, then lost the host.
     earlier = {"exit_code": 0, "started_at": STARTED_AT, "finished_at": FINISHED_AT}
-    (run_dir / "logs" / cosmos_container.EXIT_FILE).write_text(json.dumps(earlier))
+    (run_dir / "logs" / "container-exit.json").write_text(json.dumps(earlier))
     engine = ContainerEngine(engine_cli, None)
 
     result = collect(engine, run_dir)
@@ -346,6 +347,7 @@ def wait(engine: ContainerEngine, run_dir: Path, **extra) -> dict:
         "tail": 0,
         "collect_when_done": True,
         "dest": str(run_dir / "logs" / "container.log"),
+        "exit_name": "container-exit.json",
         "list_dir": str(run_dir / "outputs"),
         "bundle": str(run_dir / "collected.tar"),
         **extra,
@@ -467,3 +469,10 @@ def test_run_reattaches_to_an_existing_container_without_staging(tmp_path, engin
     assert (result["started"], result["reattached"]) == (True, True)
     assert (outputs / "output.mp4").exists()  # a running job's outputs are left alone
     assert engine.calls == []
+
+
+def test_collect_saves_the_exit_under_the_name_it_is_given(run_dir, engine_cli):
+    """The exit file's name comes from the host contract through the role, not the module."""
+    collect(ContainerEngine(engine_cli, "exited"), run_dir, exit_name="exit-of-run.json")
+    assert json.loads((run_dir / "logs" / "exit-of-run.json").read_text())["exit_code"] == 3
+    assert not (run_dir / "logs" / "container-exit.json").exists()

@@ -11,22 +11,14 @@ import yaml
 
 from cosmos_driver import host_contract
 from cosmos_driver.ansible_adapter import PlaybookOutcome
+from cosmos_driver.content import COLLECTION
 from cosmos_driver.model import Job
 from cosmos_driver.resume import FoundContainers, find_batch_containers
 from tests.fakes.adapter import HOST, PHASES, FakeAdapter, run_job
 
-ROOT = Path(__file__).resolve().parents[2]
-# Before and after the move of the Ansible content into a collection.
-ROLE_PLACES = (
-    "roles/cosmos_job",
-    "cosmos_driver/ansible_collections/cosmos/driver/roles/cosmos_job",
-)
-
 
 def job_role() -> Path:
-    found = [ROOT / place for place in ROLE_PLACES if (ROOT / place).is_dir()]
-    assert len(found) == 1, found
-    return found[0]
+    return COLLECTION / "roles/cosmos_job"
 
 
 def module_constant(path: Path, name: str) -> str:
@@ -47,7 +39,7 @@ def test_the_job_roles_defaults_match_the_contract():
     defaults = yaml.safe_load((role / "defaults/main.yml").read_text())
     defaults |= yaml.safe_load((role / "vars/main.yml").read_text())
     vars_ = host_contract.role_vars("RUN", "BATCH", "HOST")
-    assert len(vars_) == 4
+    assert len(vars_) == 6
     names = {
         "{{ cosmos_job_run_id }}": "RUN",
         "{{ cosmos_job_batch_id }}": "BATCH",
@@ -65,18 +57,37 @@ def test_the_job_roles_defaults_match_the_contract():
         assert rendered(defaults[name]) == value, name
 
 
+STAGING = COLLECTION / "plugins/module_utils/cosmos_staging.py"
+CONTAINER_MODULE = COLLECTION / "plugins/modules/cosmos_container.py"
+
+
 @pytest.mark.parametrize(
-    ("place", "name", "value"),
+    ("name", "value"),
     [
-        ("library/cosmos_container.py", "EXIT_FILE", host_contract.EXIT_FILE),
-        ("module_utils/cosmos_staging.py", "SPEC_NAME", host_contract.SPEC_FILE),
-        ("module_utils/cosmos_staging.py", "BUNDLE_NAME", host_contract.BUNDLE_NAME),
+        ("SPEC_NAME", host_contract.SPEC_FILE),
+        ("BUNDLE_NAME", host_contract.BUNDLE_NAME),
+        ("EXIT_NAME", host_contract.EXIT_FILE),
     ],
 )
-def test_the_modules_on_the_host_spell_the_contracts_names(place, name, value):
-    candidates = [p for p in ROOT.rglob(place) if ".venv" not in p.parts]
-    assert candidates, place
-    assert {module_constant(p, name) for p in candidates} == {value}
+def test_staging_defaults_spell_the_contracts_names(name, value):
+    assert module_constant(STAGING, name) == value
+
+
+def test_the_container_modules_defaults_spell_the_contracts_names():
+    """The names arrive as parameters; the module's defaults (for a play run by hand) match."""
+    doc = yaml.safe_load(module_constant(CONTAINER_MODULE, "DOCUMENTATION"))
+    stage = doc["options"]["stage"]["suboptions"]
+    assert stage["spec_name"]["default"] == host_contract.SPEC_FILE
+    assert stage["bundle_name"]["default"] == host_contract.BUNDLE_NAME
+    assert stage["exit_name"]["default"] == host_contract.EXIT_FILE
+    assert doc["options"]["exit_name"]["default"] == host_contract.EXIT_FILE
+
+
+def test_found_containers_are_matched_by_their_run_id_label():
+    container = {"name": "renamed-by-hand", "labels": {host_contract.RUN_ID_LABEL: "r1"}}
+    assert host_contract.run_id_of(container) == "r1"
+    assert host_contract.run_id_of({"name": "cosmos-r2", "labels": {}}) == "r2"
+    assert host_contract.run_id_of({"name": "other", "labels": {}}) is None
 
 
 def test_every_phase_gets_the_contracts_names(store, mp4, tmp_path):
@@ -91,6 +102,8 @@ def test_every_phase_gets_the_contracts_names(store, mp4, tmp_path):
         assert call.extravars["cosmos_job_container_name"] == f"cosmos-{run_id}"
         assert call.extravars["cosmos_job_bundle_name"] == "collected.tar"
         assert call.extravars["cosmos_job_log_name"] == "container.log"
+        assert call.extravars["cosmos_job_exit_name"] == "container-exit.json"
+        assert call.extravars["cosmos_job_spec_name"] == "spec.json"
         assert call.extravars["cosmos_job_labels"] == {
             "cosmos.run_id": run_id,
             "cosmos.batch_id": call.extravars["cosmos_job_batch_id"],

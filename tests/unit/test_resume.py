@@ -164,4 +164,8 @@ def test_find_batch_containers_maps_runs_to_hosts_and_names_unreachable_hosts():
     (call,) = adapter.calls
     assert call.playbook == "job_find.yml"
     assert call.limit == "all"
-    assert call.extravars == {"cosmos_find_batch_id": BATCH_ID}
+    assert call.extravars == {
+        "cosmos_find_batch_id": BATCH_ID,
+        "cosmos_find_labels": {"cosmos.batch_id": BATCH_ID},
+        "cosmos_find_host_label": "cosmos.host",
+    }

@@ -176,7 +176,9 @@ def test_a_two_gpu_job_gets_two_devices_of_one_host(store, video, make_run):
     )
     assert held == [(start.limit, "0"), (start.limit, "1")]
     assert len(narrow) == 3
-    assert all(r.state is RunState.SUCCEEDED for r in records(store, narrow))
+    narrow_records = records(store, narrow)
+    assert len(narrow_records) == 3
+    assert all(r.state is RunState.SUCCEEDED for r in narrow_records)
 
 
 # --- hosts that do not answer --------------------------------------------------------------

@@ -17,7 +17,7 @@ from cosmos_driver.records import Failure, FailureReason, RunRecord, RunState
 from cosmos_driver.store import RunStore
 from cosmos_driver.upscale import prepare_upscale, upscale_run_id
 from tests.fakes.hosts import FakeHosts
-from tests.unit.conftest import make_mp4
+from tests.fakes.videos import make_mp4
 
 BATCH = """\
 name: up

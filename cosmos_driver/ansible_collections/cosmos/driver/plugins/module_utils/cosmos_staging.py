@@ -8,11 +8,11 @@ import shutil
 import tempfile
 import time
 
+# The host contract's file names (the driver's cosmos_driver/host_contract.py passes them
+# through the role; these defaults are the same, for a play run by hand).
 SPEC_NAME = "spec.json"
-# What an earlier attempt of the run left: its exit and its collected tar must not stand for
-# this attempt's (a retry stages again; the container has not started yet).
 BUNDLE_NAME = "collected.tar"
-STALE = ("logs/container-exit.json", BUNDLE_NAME)
+EXIT_NAME = "container-exit.json"
 BUNDLE_MAX_AGE = 600
 
 
@@ -20,7 +20,17 @@ class StagingError(Exception):
     """The run cannot be staged on this host (the message says why and what to do)."""
 
 
-def stage_run(run_dir, spec, inputs_dir, input_names, folders=(), parent_outputs=None):
+def stage_run(
+    run_dir,
+    spec,
+    inputs_dir,
+    input_names,
+    folders=(),
+    parent_outputs=None,
+    spec_name=SPEC_NAME,
+    bundle_name=BUNDLE_NAME,
+    exit_name=EXIT_NAME,
+):
     """Stage a run: drop an earlier attempt's leftovers, create the folders, write the spec.
     Returns changed, missing_inputs (names to upload, in the job's order) and spec_path."""
     if parent_outputs and not os.path.isdir(parent_outputs):
@@ -28,11 +38,13 @@ def stage_run(run_dir, spec, inputs_dir, input_names, folders=(), parent_outputs
             "the parent run's outputs are not on this host (%s): run the parent here first"
             % parent_outputs
         )
-    cleared = remove_stale(run_dir)
-    prune_old_bundles(os.path.dirname(run_dir))
+    # What an earlier attempt of the run left: its exit and its collected tar must not stand
+    # for this attempt's (a retry stages again; the container has not started yet).
+    cleared = remove_stale(run_dir, (os.path.join("logs", exit_name), bundle_name))
+    prune_old_bundles(os.path.dirname(run_dir), bundle_name)
     run_folders = [os.path.join(run_dir, "outputs"), os.path.join(run_dir, "logs")]
     created = ensure_folders(list(folders) + [inputs_dir] + run_folders)
-    spec_path = os.path.join(run_dir, SPEC_NAME)
+    spec_path = os.path.join(run_dir, spec_name)
     written = write_if_changed(spec_path, spec)
     missing = [n for n in input_names if not os.path.isfile(os.path.join(inputs_dir, n))]
     return dict(changed=created or written or cleared, missing_inputs=missing, spec_path=spec_path)
@@ -48,11 +60,11 @@ def ensure_folders(paths):
     return created
 
 
-def remove_stale(run_dir):
-    """Remove what an earlier attempt left (its exit, its tar, its outputs: an old video must
-    not pass for this attempt's); True when something was removed."""
+def remove_stale(run_dir, stale):
+    """Remove what an earlier attempt left (the `stale` files: its exit, its tar; and its
+    outputs: an old video must not pass for this attempt's); True when something was removed."""
     removed = False
-    for name in STALE:
+    for name in stale:
         path = os.path.join(run_dir, name)
         if os.path.isfile(path):
             os.unlink(path)
@@ -64,7 +76,7 @@ def remove_stale(run_dir):
     return removed
 
 
-def prune_old_bundles(runs_dir, now=None):
+def prune_old_bundles(runs_dir, bundle_name=BUNDLE_NAME, now=None):
     """Remove other runs' collect tars older than BUNDLE_MAX_AGE seconds: each is a second
     copy of a run's outputs, fetched seconds after it was written. A run whose tar was never
     fetched (its driver died) gets a new one from the next collect, which rebuilds it from
@@ -74,7 +86,7 @@ def prune_old_bundles(runs_dir, now=None):
     if not os.path.isdir(runs_dir):
         return removed
     for entry in os.scandir(runs_dir):
-        bundle = os.path.join(entry.path, BUNDLE_NAME)
+        bundle = os.path.join(entry.path, bundle_name)
         try:
             if now - os.stat(bundle).st_mtime > BUNDLE_MAX_AGE:
                 os.unlink(bundle)

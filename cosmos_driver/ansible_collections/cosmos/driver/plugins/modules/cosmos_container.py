@@ -98,6 +98,15 @@ options:
       parent_outputs:
         description: A dependent run's parent outputs folder, which must exist.
         type: path
+      spec_name: {description: The spec's file name in run_dir., type: str, default: spec.json}
+      bundle_name:
+        description: The collect tar's file name in run_dir (an earlier attempt's is removed).
+        type: str
+        default: collected.tar
+      exit_name:
+        description: The saved exit's file name in run_dir/logs (an earlier attempt's is removed).
+        type: str
+        default: container-exit.json
   after:
     description:
       - Containers that must have exited before this one starts (run). They hold the GPUs
@@ -118,6 +127,10 @@ options:
     description: File to save the container log into (logs, collect); tarball to import
       (import).
     type: path
+  exit_name:
+    description: File name of the exit C(collect) saves beside the log.
+    type: str
+    default: container-exit.json
   bundle:
     description:
       - Tar file C(collect) writes with the files of list_dir and of the log's folder, as
@@ -171,7 +184,10 @@ finished_at: {description: When it exited, engine time (wait), type: str, return
 log_tail: {description: Last lines of the container log (wait), type: list, returned: wait}
 exit_code: {description: The exit code (wait, run_once), type: int, returned: when finished}
 oom_killed: {description: Killed for memory (wait), type: bool, returned: when finished}
-containers: {description: Containers matching the labels (find), type: list, returned: find}
+containers:
+  description: Containers matching the labels (find), each with id, name, state and labels.
+  type: list
+  returned: find
 image_labels: {description: Labels of the image (image_info), type: dict, returned: image_info}
 image_id: {description: Id of the image (image_info, build), type: str, returned: when it exists}
 files: {description: Paths of the files in list_dir (collect), type: list, returned: collect}
@@ -477,10 +493,7 @@ def action_remove(module, engine):
     return dict(changed=True, exists=False)
 
 
-EXIT_FILE = "container-exit.json"
-
-
-def save_exit(state, folder):
+def save_exit(state, folder, name):
     """Write the container's exit (from its inspected state) beside its log, so it outlives
     the container: a driver that dies mid-collect learns the exit code from this file."""
     exit_ = dict(
@@ -492,7 +505,7 @@ def save_exit(state, folder):
     fd, tmp = tempfile.mkstemp(prefix=".exit.", dir=folder)
     with os.fdopen(fd, "w") as out:
         json.dump(exit_, out)
-    os.rename(tmp, os.path.join(folder, EXIT_FILE))
+    os.rename(tmp, os.path.join(folder, name))
 
 
 def action_collect(module, engine):
@@ -508,7 +521,7 @@ def collect_container(module, engine, state):
     if state is not None:
         state = finish_container(module, engine, state)
         save_log(module, engine, name, dest)
-        save_exit(state, os.path.dirname(dest))
+        save_exit(state, os.path.dirname(dest), module.params["exit_name"])
         if not module.check_mode:
             engine.call(["rm", "-f", name])
     files = top_level_files(module.params["list_dir"])
@@ -573,9 +586,24 @@ def action_find(module, engine):
     proc = engine.call(argv)
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     containers = [
-        dict(id=r.get("ID") or r.get("Id"), name=r.get("Names"), state=r.get("State")) for r in rows
+        dict(
+            id=r.get("ID") or r.get("Id"),
+            name=r.get("Names"),
+            state=r.get("State"),
+            labels=row_labels(r),
+        )
+        for r in rows
     ]
     return dict(changed=False, exists=bool(containers), containers=containers)
+
+
+def row_labels(row):
+    """A `ps --format json` row's labels as a dict: docker gives "k=v,k2=v2", podman a map."""
+    labels = row.get("Labels") or {}
+    if isinstance(labels, dict):
+        return labels
+    pairs = (item.split("=", 1) for item in str(labels).split(",") if "=" in item)
+    return dict(pairs)
 
 
 def action_image_info(module, engine):
@@ -753,11 +781,15 @@ def main():
                     input_names=dict(type="list", elements="str", default=[]),
                     folders=dict(type="list", elements="path", default=[]),
                     parent_outputs=dict(type="path"),
+                    spec_name=dict(type="str", default="spec.json"),
+                    bundle_name=dict(type="str", default="collected.tar"),
+                    exit_name=dict(type="str", default="container-exit.json"),
                 ),
             ),
             tail=dict(type="int", default=0),
             grace=dict(type="int", default=10),
             dest=dict(type="path"),
+            exit_name=dict(type="str", default="container-exit.json"),
             list_dir=dict(type="path"),
             collect_when_done=dict(type="bool", default=False),
             bundle=dict(type="path"),
