@@ -79,6 +79,10 @@ BLOCK_EXTRAS = {
 # CLI overrides (`--negative-prompt` ...), applied to every sample.
 OVERRIDES = ("prompt", "negative_prompt", "seed", "guidance", "num_steps", "sigma_max")
 OUTPUT_FILTER = "negate"
+# H.264 in yuv420p, as Cosmos writes its videos (and as browsers play them); an odd width
+# or height is padded by one pixel, which yuv420p needs.
+H264 = ("-c:v", "libx264", "-preset", "ultrafast", "-crf", "28", "-pix_fmt", "yuv420p")
+EVEN = "pad=ceil(iw/2)*2:ceil(ih/2)*2"
 MAX_EXIT_CODE = 255
 TRUE_WORDS = ("1", "true", "yes", "on")
 
@@ -300,8 +304,8 @@ def encode(source: Path, target: Path) -> None:
     partial = target.with_name(f".{target.name}.partial")
     command = [
         "ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", str(source),
-        "-vf", OUTPUT_FILTER, "-fps_mode", "passthrough",
-        "-c:v", "mpeg4", "-q:v", "5", "-an", "-f", "mp4", str(partial),
+        "-vf", f"{OUTPUT_FILTER},{EVEN}", "-fps_mode", "passthrough",
+        *H264, "-an", "-f", "mp4", str(partial),
     ]  # fmt: skip
     try:
         done = subprocess.run(

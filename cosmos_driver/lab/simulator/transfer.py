@@ -71,6 +71,10 @@ SIMULATOR_ENV = {
     "guardrail": "COSMOS_SIM_GUARDRAIL",
 }
 OUTPUT_FILTER = "negate"
+# H.264 in yuv420p, as Cosmos writes its videos (and as browsers play them); an odd width
+# or height is padded by one pixel, which yuv420p needs.
+H264 = ("-c:v", "libx264", "-preset", "ultrafast", "-crf", "28", "-pix_fmt", "yuv420p")
+EVEN = "pad=ceil(iw/2)*2:ceil(ih/2)*2"
 UPSCALE_FILTER = "scale=iw*3:ih*3:flags=bicubic"
 UPSAMPLED_PREFIX = "Upsampled: "
 NO_VIDEO_MIN_SIGMA = 80.0
@@ -532,8 +536,8 @@ def encode(source: Path, target: Path, video_filter: str, fps: int) -> None:
     command = [
         "ffmpeg", "-nostdin", "-y", "-loglevel", "error",
         "-r", str(fps), "-i", str(source),
-        "-vf", video_filter, "-fps_mode", "passthrough",
-        "-c:v", "mpeg4", "-q:v", "5", "-an", "-f", "mp4", str(partial),
+        "-vf", f"{video_filter},{EVEN}", "-fps_mode", "passthrough",
+        *H264, "-an", "-f", "mp4", str(partial),
     ]  # fmt: skip
     try:
         try:
