@@ -191,8 +191,8 @@ def _jobs(
         if not isinstance(entry, dict):
             problems.add(f"jobs[{index}]", "a job is a mapping (name, prompt, inputs, controls)")
             continue
-        for variant in _expand({**defaults, **entry}):
-            _add_job(_job(index, variant, base, problems), index, seen, jobs, problems)
+        for variant, sweep in _expand({**defaults, **entry}):
+            _add_job(_job(index, variant, base, problems, sweep), index, seen, jobs, problems)
             if on_progress and len(jobs) % PROGRESS_EVERY == 0:
                 on_progress(len(jobs), index + 1, len(entries))
     return jobs
@@ -216,20 +216,21 @@ def _add_job(
     jobs.append(job)
 
 
-def _expand(raw: dict[str, Any]) -> list[dict[str, Any]]:
+def _expand(raw: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """A sweep: a job listing several values of sampling parameters becomes one job per
     combination (a matrix), named `<name>.<key>-<value>` per swept key in file order, so names are
-    readable and stable across re-runs."""
+    readable and stable across re-runs. Each variant comes with its swept values."""
     swept = _swept(raw)
     if not swept:
-        return [raw]
+        return [(raw, {})]
     variants = []
     for values in itertools.product(*(raw[k] for k in swept)):
-        variant = {**raw, **dict(zip(swept, values, strict=True))}
+        sweep = dict(zip(swept, values, strict=True))
+        variant = {**raw, **sweep}
         if isinstance(raw.get("name"), str):
-            suffix = "".join(f".{k}-{_name_part(v)}" for k, v in zip(swept, values, strict=True))
+            suffix = "".join(f".{k}-{_name_part(v)}" for k, v in sweep.items())
             variant["name"] = raw["name"] + suffix
-        variants.append(variant)
+        variants.append((variant, sweep))
     return variants
 
 
@@ -237,7 +238,9 @@ def _name_part(value: Any) -> str:
     return ids.slug(str(value), limit=24) if isinstance(value, str) else str(value)
 
 
-def _job(index: int, raw: dict[str, Any], base: Path, problems: _Problems) -> Job | None:
+def _job(
+    index: int, raw: dict[str, Any], base: Path, problems: _Problems, sweep: dict[str, Any]
+) -> Job | None:
     path = f"jobs[{index}]"
     label = f"{path} ({_text_of(raw['name'])})" if isinstance(raw.get("name"), str) else path
     before = len(problems.items)
@@ -269,6 +272,7 @@ def _job(index: int, raw: dict[str, Any], base: Path, problems: _Problems) -> Jo
         profile=raw.get("profile", DEFAULT_PROFILE),
         upscale=raw.get("upscale", False),
         enhance=raw.get("enhance", False),
+        sweep=sweep,
     )
 
 

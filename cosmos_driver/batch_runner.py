@@ -11,7 +11,7 @@ from cosmos_driver.ansible_adapter import AnsibleAdapter
 from cosmos_driver.backend import Backend
 from cosmos_driver.device_pool import Host
 from cosmos_driver.errors import ConfigurationError, ValidationError
-from cosmos_driver.model import Batch, Job
+from cosmos_driver.model import Batch, Job, job_parameters
 from cosmos_driver.multimodal import check_batch_inputs
 from cosmos_driver.profiles import upsampler
 from cosmos_driver.records import BatchRecord, RunRecord, RunState, utc_now
@@ -162,9 +162,12 @@ class BatchRunner:
             record.exit_code = None
             record.outputs = []
             record.progress = None
+            record.rating = None  # it rated an output this attempt replaces
             record.note("new attempt")
         record.profile = job.profile
         record.prompt, record.enhanced_prompt = job.prompt, None
+        record.inputs = {m: str(path) for m, path in job.inputs.items()}
+        record.parameters, record.sweep = job_parameters(job), dict(job.sweep)
         if job.profile == upsampler.NAME:
             record.kind = upsampler.KIND
         if ticket.run.parent_id:

@@ -10,3 +10,7 @@ program = Program(namespace=namespace, version=__version__, name="cosmos", binar
 
 def main() -> None:
     program.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -11,10 +11,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from cosmos_driver.ansible_adapter import AnsibleAdapter
 from cosmos_driver.errors import ExecutionError
 from cosmos_driver.records import ENDED_STATES, RunRecord, RunState
 from cosmos_driver.run.lifecycle import JobLifecycle
 from cosmos_driver.run.types import HostDown, PhaseFailed, RunRef
+from cosmos_driver.store import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -72,3 +74,10 @@ class Killer:
             self.lifecycle.stop_container(ref, host, self.grace)
         except (HostDown, PhaseFailed) as failed:
             log.warning("run %s: could not stop its container: %s", ref.run_id, failed)
+
+
+def kill_runs(
+    adapter: AnsibleAdapter, store: RunStore, run_ids: list[str], grace: int
+) -> list[RunRecord]:
+    """What `cosmos kill` and the dashboard's kill button both do."""
+    return Killer(JobLifecycle(adapter, store), grace).kill(run_ids)

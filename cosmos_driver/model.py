@@ -33,6 +33,9 @@ class Job:
     # Transfer1's prompt upsampler rewrites the prompt before inference; the run record keeps
     # the prompt it ended with (RunRecord.enhanced_prompt).
     enhance: bool = False
+    # The values of a sweep's swept keys for this job (`{}` for a job that is no sweep), so
+    # views can lay a sweep out as a grid.
+    sweep: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -58,3 +61,17 @@ class Batch:
     def run_count(self) -> int:
         """Runs the batch plans: one per job, one more per job with an upscale."""
         return sum(2 if job.upscale else 1 for job in self.jobs)
+
+
+def job_parameters(job: Job) -> dict[str, Any]:
+    """Every parameter of a job worth showing beside its output; never its `env`."""
+    return {
+        "profile": job.profile,
+        "controls": dict(job.controls),
+        **job.sampling,
+        "gpus": job.gpus,
+        "timeout": job.timeout,
+        "retries": job.retries,
+        "upscale": job.upscale,
+        "enhance": job.enhance,
+    }

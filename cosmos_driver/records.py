@@ -105,6 +105,14 @@ class RunRecord:
     # "enhance") the prompt Transfer1's upsampler made of it.
     prompt: str | None = None
     enhanced_prompt: str | None = None
+    # What the job asked for, for views and reports: its input videos on this machine by
+    # modality, its parameters (never its `env`, which may hold secrets), its swept values.
+    inputs: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    sweep: dict[str, Any] = field(default_factory=dict)
+    # The user's verdict on the output: a rating of 1-5 and a comment (`cosmos ui`).
+    rating: int | None = None
+    comment: str = ""
     schema_version: int = SCHEMA_VERSION
 
     def move_to(self, state: RunState) -> None:

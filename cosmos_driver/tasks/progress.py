@@ -3,7 +3,6 @@ and remaining time, and how busy each host's GPUs are. Fed by lifecycle callback
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from typing import Any
 
@@ -12,26 +11,13 @@ from rich.live import Live
 from rich.table import Table
 
 from cosmos_driver.device_pool import Host, record_host_use
-from cosmos_driver.records import RunRecord, RunState
-
-
-def _elapsed(record: RunRecord) -> float | None:
-    started = record.container_started_at or next(
-        (t.at for t in record.history if t.state is RunState.RUNNING), None
-    )
-    if not started or started.startswith("0001"):
-        return None
-    begin = dt.datetime.fromisoformat(started.replace("Z", "+00:00")[:32])
-    if begin.tzinfo is None:
-        begin = begin.replace(tzinfo=dt.UTC)
-    return max(0.0, (dt.datetime.now(dt.UTC) - begin).total_seconds())
+from cosmos_driver.records import RunRecord
+from cosmos_driver.run_times import elapsed_seconds, remaining_seconds
 
 
 def _remaining(record: RunRecord, elapsed: float | None) -> str:
-    progress = record.progress
-    if not progress or not progress.step or elapsed is None or record.state.value != "running":
-        return ""
-    return f"~{elapsed * (progress.steps - progress.step) / progress.step:.0f}s"
+    left = remaining_seconds(record, elapsed)
+    return "" if left is None else f"~{left:.0f}s"
 
 
 class BatchView:
@@ -90,7 +76,7 @@ def _counts(records: list[RunRecord]) -> str:
 
 
 def _row(record: RunRecord) -> list[str]:
-    elapsed = _elapsed(record) if record.state.value in ("running", "collecting") else None
+    elapsed = elapsed_seconds(record) if record.state.value in ("running", "collecting") else None
     step = f"{record.progress.step}/{record.progress.steps}" if record.progress else ""
     return [
         record.run_id,

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cosmos_driver.errors import StoreError, ValidationError
 from cosmos_driver.host_contract import CONTAINER_LOG
-from cosmos_driver.kill import Killer
+from cosmos_driver.kill import kill_runs
 from cosmos_driver.records import ENDED_STATES, RunRecord, RunState
 from cosmos_driver.run.lifecycle import JobLifecycle
 from cosmos_driver.run.types import HostDown, PhaseFailed, RunRef
@@ -234,8 +234,7 @@ def kill(c, run=None, batch=None, grace=10, inventory=None, state_dir=None, json
         raise ValidationError("kill takes --run ID or --batch ID (one of them)")
     store = writable_store(state_dir)
     run_ids = [store.find_run_id(run)] if run else [r.run_id for r in _batch_runs(store, batch)[1]]
-    lifecycle = JobLifecycle(adapter_for(inventory, store), store)
-    records = Killer(lifecycle, int(grace)).kill(run_ids)
+    records = kill_runs(adapter_for(inventory, store), store, run_ids, int(grace))
     if json:
         print_json([r.to_json() for r in records])
         return
