@@ -53,3 +53,12 @@ maxlevel
 
 # PyYAML's dumper asks ignore_aliases (unsafe_vars: no anchors in extra vars).
 ignore_aliases
+
+# The dashboard's templates and JSON read these fields (batch_view, input_view).
+makespan_s
+elapsed_s
+remaining_s
+modalities
+
+# Starlette calls a BaseHTTPMiddleware's dispatch (dashboard.app.Guard).
+dispatch

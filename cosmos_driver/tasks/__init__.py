@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from cosmos_driver.tasks import checkpoints, enhance, jobs, lab, provision, runs, video
+from cosmos_driver.tasks import checkpoints, enhance, jobs, lab, provision, runs, ui, video
 
 namespace = Collection()
 for body in (
@@ -18,6 +18,8 @@ for body in (
     runs.kill,
     video.inspect,
     video.prepare,
+    ui.ui,
+    ui.report,
 ):
     namespace.add_task(body)
 namespace.add_collection(Collection.from_module(lab), name="lab")

@@ -1,0 +1,91 @@
+"""The input videos a batch's runs name, with their real metadata and the multimodal check's
+verdict, problem by problem: the dashboard's inputs view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cosmos_driver.errors import ValidationError
+from cosmos_driver.multimodal import check_job_inputs
+from cosmos_driver.records import RunRecord
+from cosmos_driver.video import VideoInfo, probe
+
+
+@dataclass(frozen=True)
+class InputVideo:
+    """One input file: its metadata, or why it cannot be read."""
+
+    modality: str
+    path: str
+    info: dict[str, Any] | None
+    problem: str | None
+
+
+@dataclass(frozen=True)
+class JobInputs:
+    """One job's inputs and what the multimodal check says of them together."""
+
+    job_name: str
+    run_id: str
+    videos: list[InputVideo]
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def modalities(self) -> list[str]:
+        return [v.modality for v in self.videos]
+
+
+class ProbeCache:
+    """Each file probed once while its size and mtime stay the same (a sweep's runs share
+    their inputs, and the view is reloaded often)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, int, int], VideoInfo] = {}
+
+    def __call__(self, path: Path) -> VideoInfo:
+        try:
+            stat = path.stat()
+        except OSError:
+            return probe(path, exact=True)  # names what is wrong with the file
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if key not in self._seen:
+            self._seen[key] = probe(path, exact=True)
+        return self._seen[key]
+
+
+def job_inputs(records: list[RunRecord], probe_file: ProbeCache) -> list[JobInputs]:
+    """The inputs of each job of the batch once (a job's dependent runs share them)."""
+    seen: set[str] = set()
+    found = []
+    for record in records:
+        if record.inputs and record.job_name not in seen:
+            seen.add(record.job_name)
+            found.append(_one_job(record, probe_file))
+    return found
+
+
+def _one_job(record: RunRecord, probe_file: ProbeCache) -> JobInputs:
+    inputs = {m: Path(p) for m, p in record.inputs.items()}
+    report = check_job_inputs(
+        f"job {record.job_name}",
+        inputs,
+        output_fps=record.parameters.get("fps"),
+        probe_file=probe_file,
+    )
+    videos = [_video(m, p, probe_file) for m, p in inputs.items()]
+    return JobInputs(
+        record.job_name, record.run_id, videos, list(report.problems), list(report.warnings)
+    )
+
+
+def _video(modality: str, path: Path, probe_file: ProbeCache) -> InputVideo:
+    try:
+        info = probe_file(path)
+    except (ValidationError, OSError) as exc:
+        return InputVideo(modality, str(path), None, str(exc))
+    data = info.to_json()
+    data["duration"] = round(info.duration, 3)
+    return InputVideo(modality, str(path), data, None)
