@@ -160,6 +160,8 @@ def eager_log_formatting(root: Path) -> list[str]:
 # --- the driver's own modules: size, import cycles, layers -----------------------------------
 
 MAX_MODULE_LINES = 400
+PLUGINS = f"{COLLECTION}/plugins"
+PLUGIN_KINDS = {"modules", "module_utils", "action", "lookup", "filter"}
 INTERFACE = ("cosmos_driver/tasks/", "cosmos_driver/cli.py", "tasks.py")
 # Neither the driver's code nor its rules: the simulator image, and Ansible content once it
 # lives in a collection inside the package.
@@ -242,10 +244,17 @@ def import_cycles(root: Path) -> list[str]:
     return found
 
 
+def collection_plugins(root: Path) -> list[Path]:
+    """The collection's Python plugins of every kind (modules, module_utils, action, lookup,
+    filter, and any kind added later): production code that runs on hosts and controllers."""
+    return sorted((root / PLUGINS).rglob("*.py"))
+
+
 def oversized_modules(root: Path) -> list[str]:
+    """No production module over MAX_MODULE_LINES: the driver's and the collection's."""
     return [
         f"{rel(root, path)} has {lines} lines (at most {MAX_MODULE_LINES})"
-        for path in driver_modules(root).values()
+        for path in [*driver_modules(root).values(), *collection_plugins(root)]
         if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     ]
 
@@ -454,3 +463,28 @@ def test_a_module_over_the_limit_in_a_fake_package_is_found(tmp_path):
         },
     )
     assert oversized_modules(root) == ["cosmos_driver/big.py has 401 lines (at most 400)"]
+
+
+def test_the_size_rule_measures_every_plugin_kind():
+    measured = {path.parent.name for path in collection_plugins(ROOT)}
+    assert measured >= PLUGIN_KINDS
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "modules/cosmos_container.py",
+        "module_utils/cosmos_staging.py",
+        "action/cosmos_fetch.py",
+        "lookup/cosmos_secret.py",
+        "filter/nvidia_smi.py",
+    ],
+)
+def test_an_oversized_plugin_of_the_collection_is_found(planted, target):
+    path = planted / PLUGINS / target
+    assert oversized_modules(planted) == []
+    _append(path, "\n" * MAX_MODULE_LINES)
+    lines = len(path.read_text().splitlines())
+    assert oversized_modules(planted) == [
+        f"{PLUGINS}/{target} has {lines} lines (at most {MAX_MODULE_LINES})"
+    ]
