@@ -17,7 +17,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 ADAPTER = "cosmos_driver/ansible_adapter.py"
 COLLECTION = "cosmos_driver/ansible_collections/cosmos/driver"
-CONTAINER_PLACE = f"{COLLECTION}/plugins/modules/cosmos_container.py"
+# The container module and its module_utils: the only files that spell engine commands.
+CONTAINER_PLACES = frozenset(
+    f"{COLLECTION}/plugins/{name}.py"
+    for name in (
+        "modules/cosmos_container",
+        "module_utils/cosmos_engine",
+        "module_utils/cosmos_job_container",
+        "module_utils/cosmos_engine_setup",
+    )
+)
 FORBIDDEN_IMPORTS = {"paramiko", "docker", "fabric", "invoke.runners", "pexpect", "asyncssh"}
 SSH_BINARIES = {"ssh", "scp", "sftp", "rsync"}
 ENGINE_WORDS = re.compile(r"\b(docker|podman|nerdctl)\b")
@@ -87,7 +96,7 @@ def engine_commands_in_python(root: Path) -> list[str]:
     return [
         f"{rel(root, path)} spells a container-engine command"
         for path in python_files(root)
-        if rel(root, path) != CONTAINER_PLACE and ENGINE_ARGV.search(path.read_text())
+        if rel(root, path) not in CONTAINER_PLACES and ENGINE_ARGV.search(path.read_text())
     ]
 
 
@@ -151,6 +160,8 @@ def eager_log_formatting(root: Path) -> list[str]:
 # --- the driver's own modules: size, import cycles, layers -----------------------------------
 
 MAX_MODULE_LINES = 400
+PLUGINS = f"{COLLECTION}/plugins"
+PLUGIN_KINDS = {"modules", "module_utils", "action", "lookup", "filter"}
 INTERFACE = ("cosmos_driver/tasks/", "cosmos_driver/dashboard/", "cosmos_driver/cli.py", "tasks.py")
 # Neither the driver's code nor its rules: the simulator image, and Ansible content once it
 # lives in a collection inside the package.
@@ -233,10 +244,17 @@ def import_cycles(root: Path) -> list[str]:
     return found
 
 
+def collection_plugins(root: Path) -> list[Path]:
+    """The collection's Python plugins of every kind (modules, module_utils, action, lookup,
+    filter, and any kind added later): production code that runs on hosts and controllers."""
+    return sorted((root / PLUGINS).rglob("*.py"))
+
+
 def oversized_modules(root: Path) -> list[str]:
+    """No production module over MAX_MODULE_LINES: the driver's and the collection's."""
     return [
         f"{rel(root, path)} has {lines} lines (at most {MAX_MODULE_LINES})"
-        for path in driver_modules(root).values()
+        for path in [*driver_modules(root).values(), *collection_plugins(root)]
         if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     ]
 
@@ -367,6 +385,17 @@ def test_rule_finds_a_planted_violation(rule, planted):
     assert rule(planted), f"{rule.__name__} missed a violation planted in {target}"
 
 
+def test_the_places_that_spell_engine_commands_exist():
+    """A file renamed or moved away from the named set would leave a stale exemption."""
+    assert sorted(p for p in CONTAINER_PLACES if not (ROOT / p).is_file()) == []
+
+
+def test_an_engine_command_in_a_module_util_outside_the_named_set_is_found(planted):
+    staging = f"{COLLECTION}/plugins/module_utils/cosmos_staging.py"
+    _append(planted / staging, "\nCMD = ['podman', 'rm', '-f', 'x']\n")
+    assert engine_commands_in_python(planted) == [f"{staging} spells a container-engine command"]
+
+
 def test_shell_task_that_is_not_the_engine_is_allowed(planted):
     _append(
         planted / f"{COLLECTION}/roles/cosmos_job/tasks/collect.yml",
@@ -434,3 +463,28 @@ def test_a_module_over_the_limit_in_a_fake_package_is_found(tmp_path):
         },
     )
     assert oversized_modules(root) == ["cosmos_driver/big.py has 401 lines (at most 400)"]
+
+
+def test_the_size_rule_measures_every_plugin_kind():
+    measured = {path.parent.name for path in collection_plugins(ROOT)}
+    assert measured >= PLUGIN_KINDS
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "modules/cosmos_container.py",
+        "module_utils/cosmos_staging.py",
+        "action/cosmos_fetch.py",
+        "lookup/cosmos_secret.py",
+        "filter/nvidia_smi.py",
+    ],
+)
+def test_an_oversized_plugin_of_the_collection_is_found(planted, target):
+    path = planted / PLUGINS / target
+    assert oversized_modules(planted) == []
+    _append(path, "\n" * MAX_MODULE_LINES)
+    lines = len(path.read_text().splitlines())
+    assert oversized_modules(planted) == [
+        f"{PLUGINS}/{target} has {lines} lines (at most {MAX_MODULE_LINES})"
+    ]

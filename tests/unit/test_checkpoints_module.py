@@ -6,7 +6,6 @@ as Ansible does (arguments in a JSON file), to see its result and failure messag
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,13 +13,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from ansible_collections.cosmos.driver.plugins.module_utils import (
+    cosmos_checkpoint_tree as checkpoint_tree,
+)
+from ansible_collections.cosmos.driver.plugins.module_utils import (
+    cosmos_checkpoint_verify as checkpoint_verify,
+)
 
-from cosmos_driver.content import COLLECTION
+from cosmos_driver.content import COLLECTION, COLLECTIONS_PATH
 
 MODULE = COLLECTION / "plugins" / "modules" / "cosmos_checkpoints.py"
-spec = importlib.util.spec_from_file_location("cosmos_checkpoints", MODULE)
-cosmos_checkpoints = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cosmos_checkpoints)
 
 # Old enough that a later write always moves the mtime (the module's racy-file rule).
 SETTLED_NS = 1_600_000_000 * 10**9
@@ -50,7 +52,7 @@ def tree(tmp_path: Path) -> tuple[Path, list[dict]]:
 
 def verify(root: Path, files: list[dict], **options) -> dict:
     ignore = options.pop("ignore", [])
-    return cosmos_checkpoints.Verification(str(root), files, ignore, **options).run()
+    return checkpoint_verify.Verification(str(root), files, ignore, **options).run()
 
 
 def test_an_intact_tree_is_ok_and_every_file_is_hashed(tree):
@@ -91,7 +93,7 @@ def test_the_failure_message_names_every_problem_file(tree):
     root, files = tree
     (root / "nvidia/Model/base_model.pt").unlink()
     write(root, "google-t5/t5-11b/config.json", b"[]")
-    message = cosmos_checkpoints.problem_message(str(root), verify(root, files))
+    message = checkpoint_verify.problem_message(str(root), verify(root, files))
     assert message.startswith(f"2 checkpoint problems under {root}: ")
     assert "missing nvidia/Model/base_model.pt" in message
     assert (
@@ -106,7 +108,7 @@ def test_ignored_globs_and_the_stamp_are_not_unexpected(tree):
     write(root, "nvidia/Model/.cache/huggingface/download/base_model.pt.metadata", b"m")
     write(root, "nvidia/Model/notes.tmp", b"t")
     result = verify(root, files, ignore=[".cache/**", "**/.cache/**", "*.tmp"])
-    assert (root / cosmos_checkpoints.STAMP_NAME).exists()
+    assert (root / checkpoint_tree.STAMP_NAME).exists()
     assert result["unexpected"] == []
     assert result["ok"] is True
 
@@ -177,7 +179,7 @@ def test_recently_modified_files_are_not_stamped(tree):
     root, files = tree
     files[2] = write(root, "google-t5/t5-11b/config.json", b"{}", settled=False)
     verify(root, files)
-    stamp = json.loads((root / cosmos_checkpoints.STAMP_NAME).read_text())
+    stamp = json.loads((root / checkpoint_tree.STAMP_NAME).read_text())
     assert sorted(stamp["files"]) == ["nvidia/Model/base_model.pt", "nvidia/Model/edge_control.pt"]
     assert verify(root, files)["hashed"] == 1
 
@@ -186,10 +188,10 @@ def test_the_stamp_keeps_only_files_that_matched(tree):
     root, files = tree
     write(root, "nvidia/Model/edge_control.pt", b"EDGE" * 300)
     verify(root, files)
-    stamp = json.loads((root / cosmos_checkpoints.STAMP_NAME).read_text())
+    stamp = json.loads((root / checkpoint_tree.STAMP_NAME).read_text())
     assert sorted(stamp["files"]) == ["google-t5/t5-11b/config.json", "nvidia/Model/base_model.pt"]
     verify(root, files[:1])
-    stamp = json.loads((root / cosmos_checkpoints.STAMP_NAME).read_text())
+    stamp = json.loads((root / checkpoint_tree.STAMP_NAME).read_text())
     facts = (root / "nvidia/Model/base_model.pt").stat()
     assert stamp == {
         "schema": 1,
@@ -207,7 +209,7 @@ def test_the_stamp_keeps_only_files_that_matched(tree):
 def test_no_stamp_option_neither_reads_nor_writes_it(tree):
     root, files = tree
     result = verify(root, files, stamp=False)
-    assert not (root / cosmos_checkpoints.STAMP_NAME).exists()
+    assert not (root / checkpoint_tree.STAMP_NAME).exists()
     assert verify(root, files, stamp=False)["hashed"] == result["hashed"] == 3
 
 
@@ -238,10 +240,10 @@ def test_only_regular_files_count(tree):
 
 def test_a_folder_that_cannot_be_listed_is_named(tmp_path):
     unlisted: dict = {}
-    assert cosmos_checkpoints.scan(str(tmp_path / "gone"), [], unlisted) == {}
+    assert checkpoint_tree.scan(str(tmp_path / "gone"), [], unlisted) == {}
     assert unlisted == {".": "No such file or directory"}
     with pytest.raises(FileNotFoundError):
-        cosmos_checkpoints.scan(str(tmp_path / "gone"), [])
+        checkpoint_tree.scan(str(tmp_path / "gone"), [])
 
 
 def test_many_workers_and_one_worker_agree(tree):
@@ -254,22 +256,22 @@ def test_many_workers_and_one_worker_agree(tree):
 
 
 def test_hashes_equal_hashlib_on_a_file_larger_than_one_read(tmp_path):
-    data = os.urandom(cosmos_checkpoints.READ_SIZE * 2 + 12345)
+    data = os.urandom(checkpoint_tree.READ_SIZE * 2 + 12345)
     (tmp_path / "big").write_bytes(data)
-    assert cosmos_checkpoints.sha256_file(str(tmp_path / "big")) == hashlib.sha256(data).hexdigest()
+    assert checkpoint_tree.sha256_file(str(tmp_path / "big")) == hashlib.sha256(data).hexdigest()
 
 
 def test_manifest_action_hashes_every_file_sorted_without_ignored_or_stamp(tree):
     root, files = tree
     verify(root, files)
     write(root, ".cache/huggingface/x.lock", b"lock")
-    result = cosmos_checkpoints.build_manifest(str(root), [".cache/**"])
+    result = checkpoint_verify.build_manifest(str(root), [".cache/**"])
     assert result["files"] == sorted(files, key=lambda f: f["path"])
     assert (result["hashed"], result["bytes"], result["changed"]) == (3, 5202, False)
 
 
 def test_bad_entries_are_refused_before_anything_is_read():
-    entries, errors = cosmos_checkpoints.normalize_entries(
+    entries, errors = checkpoint_verify.normalize_entries(
         [
             {"path": "/abs/a.pt", "size": 1, "sha256": "a" * 64},
             {"path": "x/../y.pt", "size": -1, "sha256": "xyz"},
@@ -291,11 +293,23 @@ def test_bad_entries_are_refused_before_anything_is_read():
 
 
 def run_module(tmp_path: Path, args: dict) -> tuple[int, dict]:
-    """Run the module file as Ansible runs it, with its arguments in a JSON file."""
+    """Run the module file as Ansible runs it, with its arguments in a JSON file and its
+    module_utils importable by their full name, as AnsiballZ ships them (only the
+    ansible_collections package is put on the path)."""
     args_file = tmp_path / "args.json"
     args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    shipped = tmp_path / "shipped"
+    shipped.mkdir(exist_ok=True)
+    if not (shipped / "ansible_collections").exists():
+        (shipped / "ansible_collections").symlink_to(COLLECTIONS_PATH / "ansible_collections")
+    path = [str(shipped), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
     done = subprocess.run(
-        [sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, check=False
+        [sys.executable, str(MODULE), str(args_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
     )
     return done.returncode, json.loads(done.stdout)
 
@@ -347,7 +361,7 @@ def test_a_read_only_tree_verifies_without_a_stamp(tmp_path, monkeypatch):
     def refuse(*_args, **_kwargs):
         raise PermissionError(13, "Read-only file system")
 
-    monkeypatch.setattr(cosmos_checkpoints, "write_stamp", refuse)
-    result = cosmos_checkpoints.Verification(str(root), [entry], []).run()
+    monkeypatch.setattr(checkpoint_verify, "write_stamp", refuse)
+    result = checkpoint_verify.Verification(str(root), [entry], []).run()
     assert result["ok"] is True
     assert "Read-only file system" in result["stamp_error"]

@@ -1,5 +1,6 @@
-"""The container module's argv builder: the one place engine command lines are spelled; and
-its actions over a fake engine (the Engine's call and inspect methods)."""
+"""The container module's argv builders (its module_utils, where engine command lines are
+spelled); its actions over a fake engine (the Engine's call and inspect methods); and the
+module file itself, which dispatches to them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
+from ansible_collections.cosmos.driver.plugins.module_utils import (
+    cosmos_engine_setup as engine_setup,
+)
+from ansible_collections.cosmos.driver.plugins.module_utils import (
+    cosmos_job_container as job_container,
+)
 
 from cosmos_driver.content import COLLECTION
 
@@ -18,6 +26,12 @@ MODULE = COLLECTION / "plugins" / "modules" / "cosmos_container.py"
 spec = importlib.util.spec_from_file_location("cosmos_container", MODULE)
 cosmos_container = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(cosmos_container)
+
+
+def test_the_module_dispatches_every_documented_action():
+    doc = yaml.safe_load(cosmos_container.DOCUMENTATION)
+    assert sorted(cosmos_container.ACTIONS) == sorted(doc["options"]["action"]["choices"])
+    assert set(cosmos_container.REQUIRED) <= set(cosmos_container.ACTIONS)
 
 
 def params(**extra):
@@ -37,7 +51,7 @@ def params(**extra):
 
 
 def test_run_argv_is_detached_named_labelled_and_mounted():
-    argv = cosmos_container.run_argv(params())
+    argv = job_container.run_argv(params())
     assert argv[:4] == ["run", "-d", "--name", "cosmos-run-1"]
     assert argv[argv.index("cosmos.run_id=run-1") - 1 :][:2] == ["--label", "cosmos.run_id=run-1"]
     assert "/h/in:/cosmos/inputs:ro" in argv
@@ -47,7 +61,7 @@ def test_run_argv_is_detached_named_labelled_and_mounted():
 
 
 def test_environment_values_never_reach_the_command_line():
-    argv = cosmos_container.run_argv(params())
+    argv = job_container.run_argv(params())
     assert "hf_secret_value" not in " ".join(argv)
     assert "3" not in argv
     assert argv[argv.index("COSMOS_SIM_DURATION") - 1 :][:2] == ["-e", "COSMOS_SIM_DURATION"]
@@ -55,7 +69,7 @@ def test_environment_values_never_reach_the_command_line():
 
 
 def test_host_without_gpu_flags_gets_none():
-    argv = cosmos_container.run_argv(params(engine_args=[]))
+    argv = job_container.run_argv(params(engine_args=[]))
     assert "--gpus" not in argv
 
 
@@ -144,7 +158,7 @@ def collect(engine: ContainerEngine, run_dir: Path, **extra) -> dict:
         **extra,
     }
     module = SimpleNamespace(params=params, check_mode=False, fail_json=fail_json)
-    return cosmos_container.action_collect(module, engine)
+    return job_container.action_collect(module, engine)
 
 
 def saved_exit(run_dir: Path) -> dict:
@@ -245,7 +259,7 @@ def test_collect_fails_when_the_log_cannot_be_saved(run_dir, tmp_path):
 
 
 def test_run_once_argv_is_removed_after_and_keeps_env_values_off_the_command_line():
-    argv = cosmos_container.run_once_argv(
+    argv = engine_setup.run_once_argv(
         params(command=["nvidia-smi", "-L"], engine_args=["--gpus", "all"]), "cosmos-once-1"
     )
     assert argv[:4] == ["run", "--rm", "--name", "cosmos-once-1"]
@@ -266,7 +280,7 @@ DOCKER_INFO = {
 
 
 def test_docker_info_names_the_nvidia_runtime():
-    info = cosmos_container.docker_info(DOCKER_INFO)
+    info = engine_setup.docker_info(DOCKER_INFO)
     assert info == {
         "version": "27.3.1",
         "runtimes": ["io.containerd.runc.v2", "nvidia"],
@@ -274,12 +288,12 @@ def test_docker_info_names_the_nvidia_runtime():
         "rootless": False,
     }
     rootless = dict(DOCKER_INFO, SecurityOptions=["name=rootless"], Runtimes=None)
-    assert cosmos_container.docker_info(rootless)["rootless"] is True
-    assert cosmos_container.docker_info(rootless)["runtimes"] == []
+    assert engine_setup.docker_info(rootless)["rootless"] is True
+    assert engine_setup.docker_info(rootless)["runtimes"] == []
 
 
 def test_podman_info_reads_its_runtime_and_rootless_mode():
-    info = cosmos_container.podman_info(
+    info = engine_setup.podman_info(
         {
             "host": {"ociRuntime": {"name": "crun"}, "security": {"rootless": True}},
             "version": {"Version": "4.9.3"},
@@ -316,7 +330,7 @@ class FakeModule:
 
 def test_engine_info_reports_a_missing_engine_without_failing():
     engine = FakeEngine(None, None)
-    result = cosmos_container.action_engine_info(FakeModule("podman"), engine)
+    result = engine_setup.action_engine_info(FakeModule("podman"), engine)
     assert result["installed"] is False and result["running"] is False
     assert result["error"] == "podman: command not found"
     assert engine.calls == []
@@ -324,7 +338,7 @@ def test_engine_info_reports_a_missing_engine_without_failing():
 
 def test_engine_info_reports_a_daemon_that_does_not_answer():
     answer = Proc(1, '{"ServerErrors": ["Cannot connect"]}', "Cannot connect to the Docker daemon")
-    result = cosmos_container.action_engine_info(FakeModule(), FakeEngine("/usr/bin/x", answer))
+    result = engine_setup.action_engine_info(FakeModule(), FakeEngine("/usr/bin/x", answer))
     assert result["installed"] is True and result["running"] is False
     assert "Cannot connect" in result["error"]
     assert result["nvidia_runtime"] is False
@@ -332,7 +346,7 @@ def test_engine_info_reports_a_daemon_that_does_not_answer():
 
 def test_engine_info_of_a_running_engine_with_the_nvidia_runtime():
     engine = FakeEngine("/usr/bin/x", Proc(0, json.dumps(DOCKER_INFO)))
-    result = cosmos_container.action_engine_info(FakeModule(), engine)
+    result = engine_setup.action_engine_info(FakeModule(), engine)
     assert engine.calls == [["info", "--format", "{{json .}}"]]
     assert result["running"] is True and result["nvidia_runtime"] is True
     assert result["version"] == "27.3.1" and result["error"] == ""
@@ -353,7 +367,7 @@ def wait(engine: ContainerEngine, run_dir: Path, **extra) -> dict:
         **extra,
     }
     module = SimpleNamespace(params=params, check_mode=False, fail_json=fail_json)
-    return cosmos_container.action_wait(module, engine)
+    return job_container.action_wait(module, engine)
 
 
 def test_wait_collects_an_exited_container_in_the_same_run(run_dir, engine_cli):
@@ -431,7 +445,7 @@ def start(engine: ContainerEngine, host: Path, names: list[str]) -> dict:
     module = SimpleNamespace(
         params=params(after=[], timeout=5, stage=stage), check_mode=False, fail_json=fail_json
     )
-    return cosmos_container.action_run(module, engine)
+    return job_container.action_run(module, engine)
 
 
 def test_run_stages_and_starts_in_one_module_run_when_the_host_holds_the_inputs(
