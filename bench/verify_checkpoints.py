@@ -15,7 +15,7 @@ in the same run, with the page cache dropped before each cold measurement when i
 
 Each large-tree measure runs --repeats times (default 3), interleaved; the median is printed.
 
-Our verify runs in-process (library/cosmos_checkpoints.py, the code that runs on the host)
+Our verify runs in-process (the collection's module_utils, the code that runs on the host)
 and must find every file equal to sha256sum's digest. Generated files get an mtime an hour
 back, as settled checkpoints have: the module does not stamp files written in the last two
 seconds. The folder is removed at the end.
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
+import importlib
 import os
 import random
 import shutil
@@ -41,6 +41,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+from cosmos_driver.content import COLLECTIONS_PATH
+
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
 SETTLED = 3600  # seconds: generated files look an hour old
@@ -48,12 +50,11 @@ Entries = list[dict]
 
 
 def load_module() -> ModuleType:
-    """The host module, imported from library/ as the unit tests do."""
-    path = ROOT / "library" / "cosmos_checkpoints.py"
-    spec = importlib.util.spec_from_file_location("cosmos_checkpoints", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The code the host runs (the collection's module_utils), imported as Ansible does."""
+    sys.path.insert(0, str(COLLECTIONS_PATH))
+    return importlib.import_module(
+        "ansible_collections.cosmos.driver.plugins.module_utils.cosmos_checkpoint_verify"
+    )
 
 
 def plan(total: int, rng: random.Random) -> list[tuple[str, int]]:
