@@ -131,6 +131,10 @@ def test_the_dashboard_follows_kills_and_plays_a_lab_batch(lab, tmp_path, browse
         run_page = browser.new_page()
         run_page.on("dialog", lambda dialog: dialog.accept())
         run_page.goto(f"{base}/runs/{long_run['run_id']}")
+        run_page.wait_for_function(  # the log is fetched from the host while the run runs
+            "document.getElementById('log').textContent.includes('Diffusion sampling')",
+            timeout=60_000,
+        )
         screenshot(run_page, "run-live")
         run_page.click("button[data-action$='/kill']")
         cancelled = wait_for_record(state, long_run["run_id"], {"cancelled", "failed", "succeeded"})
@@ -161,7 +165,21 @@ def test_the_dashboard_follows_kills_and_plays_a_lab_batch(lab, tmp_path, browse
             "document.getElementById('output').currentTime > 0.3", timeout=30_000
         )
         assert played.evaluate("document.getElementById('output').error") is None
+        played.select_option("#review select[name=rating]", "5")
+        played.fill("#review input[name=comment]", "crisp edges")
+        played.click("#review button[type=submit]")
+        played.wait_for_url(f"{base}/runs/{sweep_ids[0]}")
+        rated = json.loads((state / "runs" / sweep_ids[0] / "run.json").read_text())
+        assert (rated["rating"], rated["comment"]) == (5, "crisp edges")
         screenshot(played, "run")
+
+        page.reload()
+        page.select_option("#filter-rating", "4")
+        page.wait_for_function(
+            "[...document.querySelectorAll('#runs tbody tr')].filter(r => !r.hidden).length === 1"
+        )
+        assert page.locator(f'#runs tr[data-run="{sweep_ids[0]}"]').is_visible()
+        page.select_option("#filter-rating", "")
 
         inputs = browser.new_page()
         inputs.goto(f"{base}/batches/{batch['batch_id']}/inputs")

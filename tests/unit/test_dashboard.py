@@ -5,6 +5,7 @@ test also runs against a server with the check taken out, to prove it would see 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from starlette.testclient import TestClient
 
 from cosmos_driver.dashboard import access
 from cosmos_driver.dashboard.access import Access, allowed_hosts
-from cosmos_driver.dashboard.actions import Actions
+from cosmos_driver.dashboard.actions import ActionRefused, Actions
 from cosmos_driver.dashboard.app import Dashboard, create_app
 from cosmos_driver.model import Job, job_parameters
 from tests.fakes.state_dirs import FakeBatch, failed, running, sweep_batch
@@ -244,3 +245,31 @@ def test_a_record_never_carries_the_jobs_env(tmp_path):
     shown = job_parameters(job)
     assert shown["controls"] == {"edge": 0.5}
     assert "hf_x" not in repr(shown) and "env" not in shown
+
+
+# --- re-run --------------------------------------------------------------------------------
+
+
+def test_rerun_starts_cosmos_infer_on_the_batch_file(sweep, tmp_path):
+    """The real command starts (no hosts here, so infer stops at the missing inventory and
+    says so in the log the action names)."""
+    Path(sweep.batch.source).write_text("name: sweep\njobs: []\n")
+    actions = Actions(sweep.store, None)
+    log_path = actions.rerun_failed(sweep.batch, str(tmp_path / "no-such-inventory.yml"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "error" not in log_path.read_text():
+        time.sleep(0.2)
+    text = log_path.read_text()
+    assert "no-such-inventory.yml does not exist" in text, text
+    assert log_path.parent == sweep.store.root / "dashboard"
+
+
+def test_rerun_is_refused_while_an_infer_drives_the_batch(sweep):
+    Path(sweep.batch.source).write_text("name: sweep\njobs: []\n")
+    with sweep.store.driving(sweep.batch.batch_id), pytest.raises(ActionRefused, match="running"):
+        Actions(sweep.store, None).rerun_failed(sweep.batch, None)
+
+
+def test_rerun_of_a_batch_whose_file_is_gone_says_so(sweep):
+    with pytest.raises(ActionRefused, match="is gone"):
+        Actions(sweep.store, None).rerun_failed(sweep.batch, None)
