@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -59,3 +60,10 @@ def start_infer(batch: Path, state: Path, inventory: Path, env=None) -> subproce
 def records(state: Path) -> dict[str, dict]:
     """Every run record of a state folder, by run id."""
     return {p.parent.name: json.loads(p.read_text()) for p in (state / "runs").glob("*/run.json")}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a server a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

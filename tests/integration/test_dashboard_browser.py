@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -20,19 +19,13 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.fakes.batch_files import job, write_batch
-from tests.fakes.cli import COSMOS, ROOT, cosmos, start_infer
+from tests.fakes.cli import COSMOS, ROOT, cosmos, free_port, start_infer
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package (scripts/bootstrap --test installs it)
 SWEEP = {"guidance": [3, 7], "seed": [1, 2]}
 LONG_JOB = "long"
 WAIT_MS = 180_000
 LOADED = "i => i.complete && i.naturalWidth > 0"  # an <img> whose picture arrived
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

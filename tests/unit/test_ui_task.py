@@ -4,7 +4,6 @@ one, prints it in its URL, and refuses every request without it."""
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import time
 import urllib.error
@@ -12,14 +11,8 @@ import urllib.request
 
 import pytest
 
-from tests.fakes.cli import COSMOS, ROOT
+from tests.fakes.cli import COSMOS, ROOT, free_port
 from tests.fakes.state_dirs import sweep_batch
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start(state, *options: str) -> tuple[subprocess.Popen, str]:
