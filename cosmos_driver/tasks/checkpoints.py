@@ -45,11 +45,16 @@ PROBLEM_KINDS = ("missing", "wrong_size", "wrong_hash", "unexpected", "unreadabl
     }
 )
 @cli_errors
-def manifest(c, host, profile="transfer1", output=None, inventory=None, state_dir=None):
+def manifest(c, host=None, profile="transfer1", output=None, inventory=None, state_dir=None):
     """Record a manifest (path, size, sha256 of every file) from one host's checkpoint tree.
 
     Upstream publishes no hashes: download once, check the models work, then record the tree
     here so every other host is verified against it."""
+    if host is None:
+        raise ValidationError(
+            "checkpoints.manifest needs --host HOST (the inventory host whose checkpoint tree "
+            "you trust)"
+        )
     store = writable_store(state_dir)
     adapter = adapter_for(inventory, store)
     entries = entries_from_module(hash_checkpoint_tree(adapter, host))

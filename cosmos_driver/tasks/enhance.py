@@ -7,7 +7,7 @@ from pathlib import Path
 from invoke import task
 
 from cosmos_driver.enhance import enhance_batch
-from cosmos_driver.errors import ExecutionError
+from cosmos_driver.errors import ExecutionError, ValidationError
 from cosmos_driver.records import RunRecord, RunState
 from cosmos_driver.store import RunStore
 from cosmos_driver.tasks.common import (
@@ -42,7 +42,7 @@ def _report(record: RunRecord, as_json: bool) -> None:
     if record.state is not RunState.SUCCEEDED:
         why = f": {record.failure.reason}: {record.failure.detail}" if record.failure else ""
         raise ExecutionError(
-            f"run {record.run_id} {record.state}{why}; see `invoke show {record.run_id}`"
+            f"run {record.run_id} {record.state}{why}; see `invoke show --run {record.run_id}`"
         )
 
 
@@ -57,10 +57,20 @@ def _report(record: RunRecord, as_json: bool) -> None:
     }
 )
 @cli_errors
-def enhance(c, prompt, video, inventory=None, host=None, state_dir=None, json=False):
+def enhance(c, prompt=None, video=None, inventory=None, host=None, state_dir=None, json=False):
     """Enhance a prompt with Transfer1's prompt upsampler, as a run of its own; print it.
 
     Asking again for the same prompt and video prints the recorded answer."""
+    missing = [
+        needs
+        for value, needs in (
+            (prompt, "enhance needs --prompt TEXT (the prompt to enhance)"),
+            (video, "enhance needs --video FILE (the mp4 whose first frames the upsampler reads)"),
+        )
+        if value is None
+    ]
+    if missing:
+        raise ValidationError(missing)
     store = writable_store(state_dir)
     record = _enhance(prompt, video, resolve_inventory(inventory), store, host, json)
     _report(record, json)

@@ -12,7 +12,7 @@ from rich.table import Table
 from cosmos_driver import content
 from cosmos_driver.batch import DEFAULT_MAX_RUNS, MAX_RUNS, load_batch
 from cosmos_driver.batch_runner import BatchResult, BatchRunner
-from cosmos_driver.errors import ConfigurationError, ExecutionError, Interrupted
+from cosmos_driver.errors import ConfigurationError, ExecutionError, Interrupted, ValidationError
 from cosmos_driver.inventory import Inventory, load_inventory
 from cosmos_driver.lab import lab as lab_control
 from cosmos_driver.lab.paths import LabPaths
@@ -192,8 +192,10 @@ def _finish(result: BatchResult) -> None:
     }
 )
 @cli_errors
-def infer(c, batch, inventory=None, state_dir=None, json=False, yes=False):
+def infer(c, batch=None, inventory=None, state_dir=None, json=False, yes=False):
     """Run a batch of Cosmos jobs; re-running the same file skips the runs that succeeded."""
+    if batch is None:
+        raise ValidationError("infer needs --batch FILE (a batch file; see docs/batch-file.md)")
     store = writable_store(state_dir)
     result = _infer(batch, resolve_inventory(inventory), store, json, yes)
     _summary(result, store, json)

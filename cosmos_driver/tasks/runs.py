@@ -29,6 +29,7 @@ from cosmos_driver.tasks.common import (
 )
 
 FOLLOW_SECONDS = 2.0
+RUN_NEEDED = "{task} needs --run ID (a run id or a unique prefix of it; see `invoke runs`)"
 
 
 def _runs_table(records: list[RunRecord], title: str) -> Table:
@@ -115,8 +116,10 @@ def runs(c, status=None, state_dir=None, json=False):
     help={"run": "run id or a unique prefix of it", "state_dir": STATE_DIR_HELP, "json": JSON_HELP}
 )
 @cli_errors
-def show(c, run, state_dir=None, json=False):
+def show(c, run=None, state_dir=None, json=False):
     """Everything recorded about one run: states, notes, failure, outputs, logs."""
+    if run is None:
+        raise ValidationError(RUN_NEEDED.format(task="show"))
     store = state_store(state_dir)
     record = store.load_run(store.find_run_id(run))
     assert record is not None
@@ -162,8 +165,10 @@ def _print_prompts(record: RunRecord) -> None:
     }
 )
 @cli_errors
-def logs(c, run, follow=False, inventory=None, state_dir=None):
+def logs(c, run=None, follow=False, inventory=None, state_dir=None):
     """Print a run's container log; with --follow, follow it while the job runs."""
+    if run is None:
+        raise ValidationError(RUN_NEEDED.format(task="logs"))
     store = state_store(state_dir)
     run_id = store.find_run_id(run)
     log_file = store.logs_dir(run_id) / CONTAINER_LOG

@@ -31,8 +31,10 @@ VIDEO_SUFFIXES = (".mp4",)
     },
 )
 @cli_errors
-def inspect(c, path, also=None, exact=False, json=False):
+def inspect(c, path=None, also=None, exact=False, json=False):
     """Width, height, fps, frames, duration and codec of videos; checks input folders."""
+    if path is None:
+        raise ValidationError("inspect needs --path PATH (a video file, or a folder of them)")
     targets = [Path(p) for p in [path, *(also or [])]]
     results: dict[Path, VideoInfo | ValidationError] = {}
     folders: list[Path] = []
@@ -59,8 +61,12 @@ def inspect(c, path, also=None, exact=False, json=False):
     }
 )
 @cli_errors
-def prepare(c, dir, fps=DEFAULT_FPS, out=None, json=False):
+def prepare(c, dir=None, fps=DEFAULT_FPS, out=None, json=False):
     """Check PNG sequences and turn them into one mp4 per modality (color.mp4, depth.mp4, ...)."""
+    if dir is None:
+        raise ValidationError(
+            "prepare needs --dir DIR (a folder of PNG frames named <modality>.<frame>.png)"
+        )
     videos = prepare_sequences(Path(dir), Path(out) if out else None, float(fps))
     report = check_job_inputs(str(videos[0].path.parent), {v.modality: v.path for v in videos})
     if json:

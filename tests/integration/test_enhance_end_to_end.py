@@ -24,7 +24,7 @@ def test_a_job_with_enhance_ends_with_the_enhanced_prompt_in_its_record(lab, tmp
     prompt_file = state / "runs" / run["run_id"] / "outputs" / "output.txt"
     assert prompt_file.read_text() == run["enhanced_prompt"]
 
-    shown = cosmos("show", run["run_id"], "--state-dir", str(state))
+    shown = cosmos("show", "--run", run["run_id"], "--state-dir", str(state))
     assert f"enhanced prompt: {UPSAMPLED}a test scene for scene" in shown.stdout
 
 

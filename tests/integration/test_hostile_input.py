@@ -115,7 +115,7 @@ def test_a_sweep_past_the_hard_cap_is_refused_even_with_yes(tmp_path, inventory)
     sweep = job("s", seed=list(range(1000)), guidance=list(range(11)), fps=list(range(1, 11)))
     batch = write_batch(tmp_path, "huge", [sweep])
     result = cosmos(
-        "infer", str(batch), "--yes", "--inventory", str(inventory),
+        "infer", "--batch", str(batch), "--yes", "--inventory", str(inventory),
         "--state-dir", str(tmp_path / "state"),
     )  # fmt: skip
     refused(result, "110,000 runs", "split it")

@@ -34,7 +34,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_inspect_json_reports_what_ffprobe_reads(inputs):
-    done = cosmos("inspect", inputs / "color.mp4", "--json")
+    done = cosmos("inspect", "--path", inputs / "color.mp4", "--json")
     assert done.returncode == 0, done.stderr
     [video] = json.loads(done.stdout)["videos"]
     truth = ffprobe(inputs / "color.mp4")
@@ -46,7 +46,7 @@ def test_inspect_json_reports_what_ffprobe_reads(inputs):
 
 def test_inspect_several_paths_and_a_folder_as_a_table(inputs, tmp_path):
     other = make_video(tmp_path / "clip.mp4", "640x480", "30", 5, "-c:v", "mjpeg")
-    done = cosmos("inspect", other, "--also", inputs, "--exact")
+    done = cosmos("inspect", "--path", other, "--also", inputs, "--exact")
     assert done.returncode == 0, done.stderr
     for text in ("clip.mp4", "color.mp4", "depth.mp4", "640×480", "960×704", "1280×704"):
         assert text in done.stdout
@@ -56,7 +56,7 @@ def test_inspect_several_paths_and_a_folder_as_a_table(inputs, tmp_path):
 def test_inspect_names_a_mismatch_in_an_input_folder(tmp_path):
     make_video(tmp_path / "color.mp4", "1280x704", "24", 10, "-c:v", "mpeg4")
     make_video(tmp_path / "depth.mp4", "1280x704", "24", 7, "-c:v", "mpeg4")
-    done = cosmos("inspect", tmp_path, "--json")
+    done = cosmos("inspect", "--path", tmp_path, "--json")
     assert done.returncode == 2
     [folder] = json.loads(done.stdout)["folders"]
     assert len(folder["problems"]) == 1
@@ -67,7 +67,7 @@ def test_inspect_names_a_mismatch_in_an_input_folder(tmp_path):
 def test_inspect_names_a_truncated_file_and_fails(inputs, tmp_path):
     cut = tmp_path / "cut.mp4"
     cut.write_bytes((inputs / "color.mp4").read_bytes()[:5000])
-    done = cosmos("inspect", cut, "--also", inputs / "depth.mp4")
+    done = cosmos("inspect", "--path", cut, "--also", inputs / "depth.mp4")
     assert done.returncode == 2
     assert "unreadable" in done.stdout and "depth.mp4" in done.stdout
     assert f"error: {cut}: truncated MP4/MOV" in done.stderr
@@ -76,7 +76,7 @@ def test_inspect_names_a_truncated_file_and_fails(inputs, tmp_path):
 def test_prepare_writes_videos_ffprobe_agrees_with(tmp_path):
     write_sequence(tmp_path / "shot", "color", range(1, 11), size=(320, 240))
     write_sequence(tmp_path / "shot", "depth", range(1, 11), size=(320, 240))
-    done = cosmos("prepare", tmp_path / "shot", "--fps", "30", "--json")
+    done = cosmos("prepare", "--dir", tmp_path / "shot", "--fps", "30", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert [v["modality"] for v in report["videos"]] == ["color", "depth"]
@@ -90,7 +90,7 @@ def test_prepare_writes_videos_ffprobe_agrees_with(tmp_path):
 
 def test_prepare_out_folder_and_default_fps(tmp_path):
     write_sequence(tmp_path / "shot", "color", range(0, 6))
-    done = cosmos("prepare", tmp_path / "shot", "--out", tmp_path / "ready")
+    done = cosmos("prepare", "--dir", tmp_path / "shot", "--out", tmp_path / "ready")
     assert done.returncode == 0, done.stderr
     assert "color" in done.stdout and str(tmp_path / "ready" / "color.mp4") in done.stdout
     assert ffprobe(tmp_path / "ready" / "color.mp4")["fps"] == pytest.approx(24)
@@ -98,7 +98,7 @@ def test_prepare_out_folder_and_default_fps(tmp_path):
 
 def test_prepare_refuses_a_gap_naming_it_and_writes_nothing(tmp_path):
     write_sequence(tmp_path, "color", [1, 2, 3, 5])
-    done = cosmos("prepare", tmp_path)
+    done = cosmos("prepare", "--dir", tmp_path)
     assert done.returncode == 2
     assert "color.0003.png is followed by color.0005.png (frame 4 missing)" in done.stderr
     assert not (tmp_path / "videos").exists()
