@@ -165,6 +165,10 @@ def _summary(result: BatchResult, store: RunStore, as_json: bool) -> None:
     console.print(table)
     if result.skipped:
         console.print(f"{len(result.skipped)} run(s) had already succeeded and were skipped")
+    console.print(
+        f"see them side by side: invoke ui --state-dir {store.root} --open, or "
+        f"invoke report --batch {result.batch_id} --state-dir {store.root}"
+    )
 
 
 def _state_text(record: RunRecord) -> str:
