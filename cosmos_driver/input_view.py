@@ -3,7 +3,7 @@ verdict, problem by problem: the dashboard's inputs view."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ class JobInputs:
     videos: list[InputVideo]
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The other jobs with the same inputs and output fps, whose verdict is the same.
+    also: list[str] = field(default_factory=list)
 
     @property
     def modalities(self) -> list[str]:
@@ -57,13 +59,17 @@ class ProbeCache:
 
 
 def job_inputs(records: list[RunRecord], probe_file: ProbeCache) -> list[JobInputs]:
-    """The inputs of each job of the batch once (a job's dependent runs share them)."""
-    seen: set[str] = set()
-    found = []
+    """The inputs of the batch's jobs, once per set of jobs that share the same videos and
+    output fps (a sweep's jobs, a job's dependent runs): a sweep of 1,000 runs is one entry."""
+    groups: dict[tuple[Any, ...], list[RunRecord]] = {}
     for record in records:
-        if record.inputs and record.job_name not in seen:
-            seen.add(record.job_name)
-            found.append(_one_job(record, probe_file))
+        if record.inputs:
+            key = (tuple(sorted(record.inputs.items())), record.parameters.get("fps"))
+            groups.setdefault(key, []).append(record)
+    found = []
+    for members in groups.values():
+        names = list(dict.fromkeys(r.job_name for r in members))
+        found.append(replace(_one_job(members[0], probe_file), also=names[1:]))
     return found
 
 

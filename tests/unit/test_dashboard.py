@@ -97,6 +97,8 @@ def test_inputs_view_shows_real_metadata_and_the_multimodal_verdict(sweep):
     page = client_for(sweep).get(f"/batches/{sweep.batch.batch_id}/inputs").text
     assert "64×48" in page and "<td>12</td>" in page  # make_mp4 wrote 12 frames of 64×48
     assert "resizes it to" in page  # the multimodal check's warning, said by name
+    assert page.count('<section class="job-inputs">') == 1  # a sweep's jobs share their inputs
+    assert "the same inputs as 5 more job(s)" in page
 
 
 def test_review_keeps_the_rating_and_comment_in_the_record(sweep):
