@@ -86,6 +86,10 @@ def test_wheel_venv_runs_the_demo_on_the_lab(installed, lab):
         outputs = list((state / "runs" / run["run_id"] / "outputs").glob("*.mp4"))
         assert len(outputs) == 1, run
         assert outputs[0].stat().st_size > 0
+    report = installed / "demo.html"  # the dashboard's templates and style ship in the wheel
+    _run([str(installed / "venv/bin/cosmos"), "report", "--batch", result["batch_id"],
+          "-o", str(report), "--state-dir", str(state)], installed, env)  # fmt: skip
+    assert report.read_text().count("data:image/jpeg;base64,") == 2  # a thumbnail per run
 
 
 def test_wheel_venv_ansible_doc_finds_the_collection(installed):
