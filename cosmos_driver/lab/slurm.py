@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from cosmos_driver.errors import LabError
@@ -224,7 +225,8 @@ def _wait_for_node(paths: LabPaths, node: SlurmNode) -> None:
     def node_ready() -> bool:
         nonlocal state
         state = _client(paths, "sinfo", "-h", "-N", "-n", node.name, "-o", "%T")
-        return state in ready  # "idle*" (not responding) is not ready
+        # "idle*" (not responding) is not ready, nor a state recovered from before slurmd's start
+        return state in ready and _registered(paths, node)
 
     if not wait_until(node_ready, READY_SECONDS, 0.5):
         reason = _client(paths, "sinfo", "-h", "-R", "-o", "%E")
@@ -232,6 +234,17 @@ def _wait_for_node(paths: LabPaths, node: SlurmNode) -> None:
             f"slurm node {node.name} is {state or 'unknown'} ({reason or 'no reason given'}); "
             f"see {paths.slurm}/slurmd.log and slurmctld.log"
         )
+
+
+def _registered(paths: LabPaths, node: SlurmNode) -> bool:
+    """Whether the running slurmd has registered: slurmctld knows its start time."""
+    shown = _client(paths, "scontrol", "-o", "show", "node", node.name)
+    field = next((f for f in shown.split() if f.startswith("SlurmdStartTime=")), "=None")
+    try:
+        registered = datetime.fromisoformat(field.split("=", 1)[1]).timestamp()
+    except ValueError:
+        return False
+    return registered >= int(pid_file(paths, "slurmd").stat().st_mtime) - 1
 
 
 def _client(paths: LabPaths, *argv: str) -> str:

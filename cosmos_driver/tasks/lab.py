@@ -25,7 +25,8 @@ LAB_DIR_HELP = "lab folder (default: $COSMOS_LAB_DIR, else /var/tmp/cosmos-lab)"
     }
 )
 @cli_errors
-def up(c, hosts=None, gpus=None, slurm=False, slurm_gpus=None, lab_dir=None):
+# lab_dir before the Slurm options, so that Invoke keeps -l for --lab-dir
+def up(c, hosts=None, gpus=None, lab_dir=None, slurm=False, slurm_gpus=None):
     """Start the lab: sshd on 127.0.0.1, dockerd, the simulator image; print the inventory."""
     paths = LabPaths.from_env(lab_dir)
     inventory = lab_control.up(

@@ -68,11 +68,14 @@ def test_status_table_shows_the_slurm_daemons_and_slurm_conf(monkeypatch, capsys
     ) in out
 
 
-def test_up_passes_slurm_and_its_gpus_on(monkeypatch, capsys):
+def test_up_passes_slurm_and_its_gpus_on(monkeypatch, capsys, tmp_path):
     calls = []
     monkeypatch.setattr(
-        lab_tasks.lab_control, "up", lambda paths, *args, **kwargs: calls.append((args, kwargs))
+        lab_tasks.lab_control,
+        "up",
+        lambda paths, *args, **kwargs: calls.append((paths.root, args, kwargs)),
     )
-    program.run(["cosmos", "lab.up", "--hosts", "2", "--slurm", "--slurm-gpus", "3"], exit=False)
-    assert calls == [((2, None), {"slurm": True, "slurm_gpus": 3})]
-    assert "SLURM_CONF=" in capsys.readouterr().out
+    argv = ["cosmos", "lab.up", "-l", str(tmp_path), "-h", "2", "--slurm", "--slurm-gpus", "3"]
+    program.run(argv, exit=False)
+    assert calls == [(tmp_path, (2, None), {"slurm": True, "slurm_gpus": 3})]
+    assert f"SLURM_CONF={tmp_path}/slurm/slurm.conf" in capsys.readouterr().out
