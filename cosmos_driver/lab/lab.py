@@ -16,6 +16,7 @@ import yaml
 from cosmos_driver.ansible_adapter import AnsibleAdapter, PlaybookCall
 from cosmos_driver.errors import LabError
 from cosmos_driver.lab import dockerd, gpu, mirror, packages, rootfs, source_repo, sshd
+from cosmos_driver.lab import slurm as lab_slurm
 from cosmos_driver.lab.paths import LabPaths
 from cosmos_driver.lab.processes import read_pid
 
@@ -44,16 +45,26 @@ class LabConfig:
         paths.config.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
-def up(paths: LabPaths, hosts: int | None = 1, gpus: int | None = 1) -> Path:
+def up(
+    paths: LabPaths,
+    hosts: int | None = 1,
+    gpus: int | None = 1,
+    slurm: bool = False,
+    slurm_gpus: int | None = None,
+) -> Path:
     """Start everything the lab needs and return the path of its inventory.
 
-    hosts or gpus None keeps what the lab was last brought up with (else 1)."""
+    hosts or gpus None keeps what the lab was last brought up with (else 1). slurm also
+    starts the lab's Slurm with slurm_gpus GPUs (None: hosts × gpus); without it, a Slurm
+    that runs is left alone."""
     previous = LabConfig.load(paths)
     hosts = hosts if hosts is not None else (previous.hosts if previous else 1)
     gpus = gpus if gpus is not None else (previous.gpus if previous else 1)
-    if hosts < 1 or gpus < 0:
-        raise LabError("lab.up needs --hosts of at least 1 and --gpus of at least 0")
-    packages.ensure_packages()
+    if hosts < 1 or gpus < 0 or (slurm_gpus or 0) < 0:
+        raise LabError(
+            "lab.up needs --hosts of at least 1 and --gpus and --slurm-gpus of at least 0"
+        )
+    packages.ensure_packages(slurm=slurm)
     paths.root.mkdir(parents=True, exist_ok=True)
     _stop_extra_hosts(paths, previous, hosts)
     sshd.ensure_client_key(paths)
@@ -70,11 +81,14 @@ def up(paths: LabPaths, hosts: int | None = 1, gpus: int | None = 1) -> Path:
     mirror.start_mirror(paths)
     _write_inventory(paths, started, gpus)
     _build_simulator_image(paths)
+    if slurm:
+        lab_slurm.start(paths, hosts * gpus if slurm_gpus is None else slurm_gpus)
     return paths.inventory
 
 
 def down(paths: LabPaths) -> None:
     """Stop every lab process and lift every lab mount; keys and caches stay."""
+    lab_slurm.stop(paths)
     for folder in sorted(paths.root.glob("host-*")):
         sshd.stop_sshd(paths, int(folder.name.removeprefix("host-")))
     mirror.stop_mirror(paths)
@@ -82,7 +96,8 @@ def down(paths: LabPaths) -> None:
 
 
 def status(paths: LabPaths) -> dict[str, Any]:
-    """What runs: each host's sshd, the engine, the checkpoint mirror, the inventory."""
+    """What runs: each host's sshd, the engine, the checkpoint mirror, the inventory, and
+    the Slurm daemons (which `running` leaves out: the lab runs without them)."""
     config = LabConfig.load(paths) or LabConfig(hosts=0, ports=())
     hosts = [
         {
@@ -107,6 +122,7 @@ def status(paths: LabPaths) -> dict[str, Any]:
         "mirror_pid": mirror_pid,
         "mirror_url": mirror.mirror_url(paths) if mirror_pid else None,
         "running": bool(hosts) and all(h["sshd_pid"] for h in hosts) and daemons_up,
+        "slurm": lab_slurm.status(paths),
     }
 
 

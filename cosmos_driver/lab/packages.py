@@ -20,19 +20,27 @@ REQUIRED_BINARIES = {
     "/usr/bin/ffmpeg": "ffmpeg",
     "/usr/bin/git": "git",
 }
+# what `lab.up --slurm` runs as well (slurm-wlm brings slurmctld, slurmd and the client)
+SLURM_BINARIES = {
+    "/usr/sbin/slurmctld": "slurm-wlm",
+    "/usr/sbin/slurmd": "slurm-wlm",
+    "/usr/bin/sbatch": "slurm-wlm",
+    "/usr/sbin/munged": "munge",
+}
 
 
-def missing_packages() -> list[str]:
+def missing_packages(slurm: bool = False) -> list[str]:
     """Debian packages whose binaries the lab needs and this machine lacks."""
-    missing = {pkg for path, pkg in REQUIRED_BINARIES.items() if not os.access(path, os.X_OK)}
+    binaries = {**REQUIRED_BINARIES, **(SLURM_BINARIES if slurm else {})}
+    missing = {pkg for path, pkg in binaries.items() if not os.access(path, os.X_OK)}
     if shutil.which("docker") is None:
         missing.add("docker.io")
     return sorted(missing)
 
 
-def ensure_packages() -> None:
+def ensure_packages(slurm: bool = False) -> None:
     """Install missing lab packages with apt as root; otherwise fail naming them."""
-    missing = missing_packages()
+    missing = missing_packages(slurm)
     if not missing:
         return
     command = ["apt-get", "install", "-y", "--no-install-recommends", *missing]

@@ -80,6 +80,16 @@ class LabPaths:
         """The bare git repository the image role clones (the simulator's build context)."""
         return self.root / "source.git"
 
+    @property
+    def slurm(self) -> Path:
+        """The lab's Slurm: munge key and socket, configs, state, spool, logs, pid files."""
+        return self.root / "slurm"
+
+    @property
+    def slurm_conf(self) -> Path:
+        """What SLURM_CONF names for sinfo, sbatch, squeue, scancel, scontrol and sacct."""
+        return self.slurm / "slurm.conf"
+
     def host_dir(self, index: int) -> Path:
         return self.root / f"host-{index}"
 

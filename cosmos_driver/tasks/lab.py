@@ -18,18 +18,27 @@ LAB_DIR_HELP = "lab folder (default: $COSMOS_LAB_DIR, else /var/tmp/cosmos-lab)"
         "hosts": "number of lab hosts, each its own sshd and remote folder (default: as last "
         "time, else 1)",
         "gpus": "simulated GPU slots per host (default: as last time, else 1)",
+        "slurm": "also start the lab's Slurm: munged, slurmctld and one slurmd (without it, a "
+        "Slurm that runs is left alone)",
+        "slurm_gpus": "GPUs of the Slurm node (default: hosts × gpus)",
         "lab_dir": LAB_DIR_HELP,
     }
 )
 @cli_errors
-def up(c, hosts=None, gpus=None, lab_dir=None):
+# lab_dir before the Slurm options, so that Invoke keeps -l for --lab-dir
+def up(c, hosts=None, gpus=None, lab_dir=None, slurm=False, slurm_gpus=None):
     """Start the lab: sshd on 127.0.0.1, dockerd, the simulator image; print the inventory."""
+    paths = LabPaths.from_env(lab_dir)
     inventory = lab_control.up(
-        LabPaths.from_env(lab_dir),
+        paths,
         _count("--hosts", hosts),
         _count("--gpus", gpus),
+        slurm=slurm,
+        slurm_gpus=_count("--slurm-gpus", slurm_gpus),
     )
     console.print(f"lab is up; inventory: {inventory}")
+    if slurm:
+        console.print(f"slurm is up; SLURM_CONF={paths.slurm_conf}")
 
 
 @task(help={"lab_dir": LAB_DIR_HELP})
@@ -63,7 +72,16 @@ def status(c, lab_dir=None, json=False):
         f"mirror: {report['mirror_pid'] or 'stopped'}  url: {report['mirror_url'] or '-'}"
     )
     console.print(f"inventory: {report['inventory']}")
+    console.print(_slurm_line(report["slurm"]))
     console.print("lab is " + ("up" if report["running"] else "down"))
+
+
+def _slurm_line(slurm: dict) -> str:
+    pids = "  ".join(
+        f"{daemon}: {slurm[f'{daemon}_pid'] or 'stopped'}"
+        for daemon in ("slurmctld", "slurmd", "munged")
+    )
+    return f"slurm: {pids}  SLURM_CONF={slurm['slurm_conf'] or '-'}"
 
 
 def _count(option: str, value: str | None) -> int | None:
