@@ -13,8 +13,9 @@ class Engine:
 
     def __init__(self, module):
         self.module = module
-        # engine_info reports a missing CLI instead of failing on it.
-        required = module.params["action"] != "engine_info"
+        # engine_info reports a missing CLI instead of failing on it; a script runs the CLI
+        # on a Slurm node, not here.
+        required = module.params["action"] not in ("engine_info", "script")
         self.cli = module.get_bin_path(module.params["engine"], required=required)
         self.env = dict((k, str(v)) for k, v in module.params["engine_env"].items())
 

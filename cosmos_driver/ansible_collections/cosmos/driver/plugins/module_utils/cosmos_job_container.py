@@ -1,11 +1,12 @@
 """cosmos_container's actions on a job's container: run (staged, after the containers that
 hold its GPUs), wait (optionally collecting), logs, stop, remove, collect (with the one tar a
-fetch brings home) and find. Each takes the module and an Engine (module_utils cosmos_engine)
-and returns the module's result."""
+fetch brings home), find, and script (the same run as a shell script, for a Slurm job). Each
+takes the module and an Engine (module_utils cosmos_engine) and returns the module's result."""
 
 import hashlib
 import json
 import os
+import shlex
 import tarfile
 import tempfile
 import time
@@ -20,14 +21,16 @@ from ansible_collections.cosmos.driver.plugins.module_utils.cosmos_staging impor
 )
 
 
-def run_argv(params):
-    """The `run -d` argv for a job container: labels, mounts, env names, per-host flags."""
-    argv = ["run", "-d", "--name", params["name"]]
+def run_argv(params, detach=True):
+    """The `run -d` argv for a job container: labels, mounts, env names, per-host flags
+    (in the foreground without `detach`, as a script's container runs)."""
+    argv = ["run", "-d", "--name", params["name"]] if detach else ["run", "--name", params["name"]]
     for key, value in sorted(params["labels"].items()):
         argv += ["--label", "%s=%s" % (key, value)]
     for mount in params["mounts"]:
         argv += ["-v", mount]
-    for key in sorted(set(params["env"]) | set(params["secret_env"])):
+    names = set(params["env"]) | set(params["secret_env"]) | set(params.get("inherit_env") or [])
+    for key in sorted(names):
         argv += ["-e", key]
     if params["workdir"]:
         argv += ["-w", params["workdir"]]
@@ -88,6 +91,61 @@ def stage(module):
     except StagingError as exc:
         module.fail_json(msg=str(exc))
     return dict(changed=staged["changed"], missing_inputs=staged["missing_inputs"])
+
+
+def action_script(module, engine):
+    """Stage the run (when asked) and write `script`: a shell script that runs the same
+    container as `run` in the foreground, saves its log and its exit beside it and removes it.
+    A batch scheduler's job runs it on whatever node it gets (the engine CLI by name)."""
+    staged = stage(module)
+    if staged["missing_inputs"] or module.check_mode:
+        return dict(staged, written=False)
+    text = script_text(module.params, engine.env)
+    path = module.params["script"]
+    old = None
+    if os.path.isfile(path):
+        with open(path) as handle:
+            old = handle.read()
+    if old != text:
+        with open(path + ".tmp", "w") as out:
+            out.write(text)
+        os.rename(path + ".tmp", path)
+    return dict(staged, changed=staged["changed"] or old != text, written=True, script=path)
+
+
+SCRIPT_END = """pid=$!
+while :; do wait "$pid"; code=$?; kill -0 "$pid" 2>/dev/null || break; done
+finished=$(date -u +%%Y-%%m-%%dT%%H:%%M:%%S.%%NZ)
+%(rm)s >/dev/null 2>&1
+printf '{"exit_code": %%d, "started_at": "%%s", "finished_at": "%%s", "oom_killed": false}\\n' \\
+  "$code" "$started" "$finished" > %(exit)s.tmp && mv %(exit)s.tmp %(exit)s
+exit "$code"
+"""
+
+
+def script_text(params, engine_env):
+    """The script of `action_script`: engine and job environment exported (values never on
+    a command line), inherited names (CUDA_VISIBLE_DEVICES from the scheduler) left as set."""
+    cli, name = params["engine"], params["name"]
+    logs = os.path.join(params["stage"]["run_dir"] if params["stage"] else ".", "logs")
+    exit_path = shlex.quote(os.path.join(logs, params["exit_name"]))
+    rm = " ".join(shlex.quote(a) for a in [cli, "rm", "-f", name])
+    stop = " ".join(shlex.quote(a) for a in [cli, "stop", "-t", str(params["grace"]), name])
+    values = dict(engine_env, **dict((k, str(v)) for k, v in params["env"].items()))
+    lines = ["#!/bin/bash", "# Written by cosmos_container (action script).", "set -u"]
+    lines += ["export %s=%s" % (k, shlex.quote(v)) for k, v in sorted(values.items())]
+    lines += [
+        "rm -f %s" % exit_path,
+        "%s >/dev/null 2>&1" % rm,
+        "trap %s TERM INT" % shlex.quote(stop + " >/dev/null 2>&1"),
+        "started=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)",
+        "%s > %s 2>&1 &"
+        % (
+            " ".join(shlex.quote(a) for a in [cli] + run_argv(params, detach=False)),
+            shlex.quote(os.path.join(logs, params["log_name"])),
+        ),
+    ]
+    return "\n".join(lines) + "\n" + SCRIPT_END % dict(rm=rm, exit=exit_path)
 
 
 def action_wait(module, engine):

@@ -15,6 +15,8 @@ description:
   - C(run) is idempotent by name, so a job whose container already exists is re-attached,
     never started twice.
   - C(engine_info) is read-only and never fails for an absent or stopped engine; it says so.
+  - C(script) stages like C(run) and writes I(script), a shell script that runs the same
+    container in the foreground (a Slurm job runs it on its node), saves its log and exit.
   - C(run_once) runs a throwaway C(run --rm) container (a smoke test) and returns its exit
     code and output; a container still running after I(timeout) seconds is removed.
 options:
@@ -22,7 +24,7 @@ options:
     description: What to do.
     required: true
     type: str
-    choices: [run, wait, logs, stop, remove, collect, find, image_info, import, build,
+    choices: [run, wait, logs, stop, remove, collect, find, script, image_info, import, build,
       engine_info, run_once]
   engine:
     description: The container engine CLI.
@@ -110,6 +112,18 @@ options:
         description: The saved exit's file name in run_dir/logs (an earlier attempt's is removed).
         type: str
         default: container-exit.json
+  script:
+    description: The shell script C(script) writes (the run's container, for a Slurm job).
+    type: path
+  inherit_env:
+    description: Names the script's container takes from the job's environment (script).
+    type: list
+    elements: str
+    default: []
+  log_name:
+    description: File name of the container log the script writes in the run's logs/.
+    type: str
+    default: container.log
   after:
     description:
       - Containers that must have exited before this one starts (run). They hold the GPUs
@@ -197,6 +211,8 @@ files: {description: Paths of the files in list_dir (collect), type: list, retur
 bundle: {description: The tar written (collect with bundle), type: str, returned: when bundled}
 bundle_size: {description: Size of the tar in bytes, type: int, returned: when bundled}
 bundle_sha256: {description: SHA-256 of the tar (cosmos_fetch), type: str, returned: when bundled}
+written: {description: The script was written (script), type: bool, returned: script}
+script: {description: The script's path (script), type: str, returned: when written}
 collected: {description: The wait collected the container too, type: bool, returned: when collected}
 still_running: {description: The container runs (logs), type: bool, returned: logs}
 installed:
@@ -260,6 +276,7 @@ from ansible_collections.cosmos.driver.plugins.module_utils.cosmos_job_container
     action_logs,
     action_remove,
     action_run,
+    action_script,
     action_stop,
     action_wait,
 )
@@ -274,6 +291,7 @@ ACTIONS = {
     "remove": action_remove,
     "collect": action_collect,
     "find": action_find,
+    "script": action_script,
     "image_info": action_image_info,
     "build": action_build,
     "import": action_import,
@@ -288,6 +306,7 @@ REQUIRED = {
     "stop": ["name"],
     "remove": ["name"],
     "collect": ["name", "dest"],
+    "script": ["name", "image", "script"],
     "image_info": ["image"],
     "build": ["image", "context"],
     "import": ["image", "dest"],
@@ -312,6 +331,9 @@ def main():
             engine_args=dict(type="list", elements="str", default=[]),
             timeout=dict(type="int", default=60),
             after=dict(type="list", elements="str", default=[]),
+            script=dict(type="path"),
+            inherit_env=dict(type="list", elements="str", default=[]),
+            log_name=dict(type="str", default="container.log"),
             stage=dict(
                 type="dict",
                 options=dict(
