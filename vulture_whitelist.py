@@ -19,6 +19,9 @@ logs
 at
 schema_version
 created_at
+# The Slurm job and array task of a run, for people and scripts to find it in squeue, sacct.
+slurm_job_id
+slurm_array_task_id
 
 # A member of the fixed set of failure reasons (docs/design.md, "A job's life").
 INVALID_INPUT

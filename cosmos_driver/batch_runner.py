@@ -11,6 +11,7 @@ from cosmos_driver.ansible_adapter import AnsibleAdapter
 from cosmos_driver.backend import Backend
 from cosmos_driver.device_pool import Host
 from cosmos_driver.errors import ConfigurationError, ValidationError
+from cosmos_driver.inventory import SlurmSettings
 from cosmos_driver.model import Batch, Job, job_parameters
 from cosmos_driver.multimodal import check_batch_inputs
 from cosmos_driver.profiles import upsampler
@@ -20,6 +21,8 @@ from cosmos_driver.run.lifecycle import JobLifecycle
 from cosmos_driver.run.spec import prepare
 from cosmos_driver.run.types import PreparedRun
 from cosmos_driver.scheduler import Scheduler, Ticket
+from cosmos_driver.slurm_backend import SlurmBackend
+from cosmos_driver.slurm_calls import SlurmCalls
 from cosmos_driver.ssh_hosts import SshHosts
 from cosmos_driver.store import RunStore
 from cosmos_driver.upscale import UPSCALE_KIND, prepare_upscale, upscale_run_id
@@ -51,8 +54,10 @@ class BatchRunner:
     lifecycle: JobLifecycle = field(init=False)
     on_change: Callable[[RunRecord], None] | None = None
     on_hosts: Callable[[dict[str, Host]], None] | None = None
-    # Where the runs go; None: the inventory's SSH hosts with `gpu_counts` GPU slots.
+    # Where the runs go; None: the inventory's SSH hosts with `gpu_counts` GPU slots, or its
+    # Slurm cluster when `slurm` names a login host.
     backend: Backend | None = None
+    slurm: SlurmSettings | None = None
 
     def __post_init__(self) -> None:
         self.lifecycle = JobLifecycle(self.adapter, self.store, on_change=self.on_change)
@@ -65,13 +70,23 @@ class BatchRunner:
         with self.store.driving(batch.batch_id):
             self._save_batch(batch)
             todo = self._todo(batch, result)
-            backend = self.backend or SshHosts(self.lifecycle, self.gpu_counts, self.on_hosts)
+            backend = self.backend or self._backend()
             scheduler = Scheduler(self.lifecycle, backend)
             resumed = self._resumed(batch.batch_id, todo)
             taken = {t.run.run_id for t in resumed}
             scheduler.run(resumed, self._fresh(batch.batch_id, todo, taken))
         result.records = [self._load(run_id) for run_id, _, _, _ in todo]
         return result
+
+    def _backend(self) -> Backend:
+        """The inventory's Slurm cluster when it has a login host, else its SSH hosts."""
+        if self.slurm is None:
+            return SshHosts(self.lifecycle, self.gpu_counts, self.on_hosts)
+        log_path = self.store.root / "tmp" / "slurm.log"
+        calls = SlurmCalls(
+            self.adapter, self.slurm.login, self.lifecycle.stop, self.lifecycle.paths, log_path
+        )
+        return SlurmBackend(self.lifecycle, self.slurm, calls)
 
     def _check_fits(self, batch: Batch) -> None:
         if not self.gpu_counts:

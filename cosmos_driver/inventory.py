@@ -14,6 +14,12 @@ from cosmos_driver.batch_checks import shown
 from cosmos_driver.errors import ConfigurationError, ValidationError
 
 GPU_COUNT_VAR = "cosmos_gpu_count"
+BACKEND_VAR = "cosmos_backend"
+# GPU hosts over SSH (the default), or a Slurm cluster's login host.
+SSH_BACKEND = "ssh"
+BACKENDS = frozenset({SSH_BACKEND, "slurm"})
+MAX_PARALLEL_VAR = "cosmos_slurm_max_parallel"
+DEFAULT_MAX_PARALLEL = 8
 MAX_GPUS_PER_HOST = 64
 # A host name is passed to ansible-playbook as --limit, where `* ? [ ] ! & , ~` are pattern
 # syntax (a host named `gpu*` would select every host whose name starts with gpu), and it names
@@ -27,11 +33,23 @@ HOST_NAME_RULE = (
 
 
 @dataclass(frozen=True)
+class SlurmSettings:
+    """A Slurm cluster's login host (`cosmos_backend: slurm`), how many runs may be in Slurm
+    at once (`cosmos_slurm_max_parallel`) and the GPUs of a node (its `cosmos_gpu_count`)."""
+
+    login: str
+    max_parallel: int
+    gpus_per_node: int
+
+
+@dataclass(frozen=True)
 class Inventory:
-    """An inventory's hosts and how many GPUs each offers (`cosmos_gpu_count`, default 1)."""
+    """An inventory's hosts and how many GPUs each offers (`cosmos_gpu_count`, default 1);
+    `slurm` when a host is a Slurm login host, whose cluster then runs the batch."""
 
     path: Path
     gpu_counts: dict[str, int]
+    slurm: SlurmSettings | None = None
 
     @property
     def hosts(self) -> list[str]:
@@ -49,15 +67,58 @@ def load_inventory(path: Path) -> Inventory:
         )
     problems: list[str] = []
     counts = {}
+    logins = []
     for name, hostvars in hosts.items():
         problems.extend(f"{path}: host {shown(name)}: {p}" for p in _host_problems(name))
         count, problem = gpu_count(hostvars)
         if problem:
             problems.append(f"{path}: host {name}: {GPU_COUNT_VAR}: {problem}")
         counts[name] = count
+        backend, problem = backend_of(hostvars)
+        if problem:
+            problems.append(f"{path}: host {name}: {BACKEND_VAR}: {problem}")
+        if backend == "slurm":
+            logins.append(name)
+    slurm, slurm_problems = _slurm_settings(path, hosts, counts, logins)
+    problems.extend(slurm_problems)
     if problems:
         raise ValidationError(problems)
-    return Inventory(path, counts)
+    return Inventory(path, counts, slurm)
+
+
+def backend_of(hostvars: dict[str, Any]) -> tuple[str, str | None]:
+    """A host's `cosmos_backend` (ssh when unset), or the problem with it."""
+    raw = hostvars.get(BACKEND_VAR, SSH_BACKEND)
+    if isinstance(raw, str) and raw in BACKENDS:
+        return raw, None
+    return SSH_BACKEND, (
+        f"{shown(raw)} is not a backend; set it to ssh (a GPU host reached over SSH, the "
+        "default) or slurm (the login host of a Slurm cluster)"
+    )
+
+
+def _slurm_settings(
+    path: Path, hosts: dict[str, dict[str, Any]], counts: dict[str, int], logins: list[str]
+) -> tuple[SlurmSettings | None, list[str]]:
+    """The Slurm login host's settings; a problem when there are several, or a bad limit."""
+    if not logins:
+        return None, []
+    if len(logins) > 1:
+        return None, [
+            f"{path}: hosts {', '.join(logins)}: {BACKEND_VAR}: slurm is set on more than one "
+            "host; keep it on the cluster's one login host"
+        ]
+    login = logins[0]
+    raw = hosts[login].get(MAX_PARALLEL_VAR, DEFAULT_MAX_PARALLEL)
+    if isinstance(raw, str) and raw.strip().isdigit():
+        raw = int(raw.strip())
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        problem = (
+            f"{shown(raw)} is not a whole number of at least 1; set how many runs may be in "
+            "Slurm at once"
+        )
+        return None, [f"{path}: host {login}: {MAX_PARALLEL_VAR}: {problem}"]
+    return SlurmSettings(login, raw, counts[login]), []
 
 
 def _host_problems(name: str) -> list[str]:

@@ -97,13 +97,17 @@ def run_batch(
 ) -> BatchResult:
     """Run a batch on the inventory's hosts (only `host`, when given), with the live view on a
     terminal; every task that runs jobs comes through here."""
-    hosts = _chosen_hosts(load_inventory(inventory), host)
+    loaded = load_inventory(inventory)
+    if loaded.slurm is not None and host is None:
+        host = loaded.slurm.login  # the cluster runs the batch, through its login host
+    hosts = _chosen_hosts(loaded, host)
     gpu_counts = _gpu_counts(hosts, HostFacts(store.root))
     adapter = adapter_for(inventory, store)
     log.info("batch %s: %s run(s) on %s", batch.batch_id, f"{batch.run_count:,}", ", ".join(hosts))
     view = BatchView(batch.batch_id)
+    slurm = loaded.slurm if loaded.slurm and loaded.slurm.login in hosts else None
     runner = BatchRunner(
-        adapter, store, gpu_counts, on_change=view.on_change, on_hosts=view.on_hosts
+        adapter, store, gpu_counts, on_change=view.on_change, on_hosts=view.on_hosts, slurm=slurm
     )
     display = live(view, enabled=console.is_terminal and not as_json)
     try:

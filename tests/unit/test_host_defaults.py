@@ -41,7 +41,7 @@ PLAY = """
 
 
 def test_there_are_roles_to_check():
-    assert len(DEPENDENT_ROLES) == 5, DEPENDENT_ROLES
+    assert len(DEPENDENT_ROLES) == 6, DEPENDENT_ROLES
 
 
 def test_every_role_depends_on_cosmos_host():

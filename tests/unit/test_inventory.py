@@ -72,3 +72,44 @@ def test_host_names_that_would_be_patterns_or_paths_are_refused(tmp_path, name):
 def test_gpu_count_takes_only_whole_numbers(raw):
     count, problem = gpu_count({"cosmos_gpu_count": raw})
     assert count == 1 and problem
+
+
+def test_a_slurm_login_host_gives_the_cluster_settings(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        all:
+          hosts:
+            login: {cosmos_backend: slurm, cosmos_gpu_count: 4, cosmos_slurm_max_parallel: "3"}
+            gpu-a: {cosmos_backend: ssh}
+        """,
+    )
+    slurm = load_inventory(path).slurm
+    assert (slurm.login, slurm.max_parallel, slurm.gpus_per_node) == ("login", 3, 4)
+    assert load_inventory(write(tmp_path, "all:\n  hosts:\n    a: {}\n")).slurm is None
+
+
+@pytest.mark.parametrize(
+    ("hosts", "message"),
+    [
+        (
+            "login: {cosmos_backend: kubernetes}",
+            "host login: cosmos_backend: 'kubernetes' is not a backend; set it to ssh",
+        ),
+        (
+            "login: {cosmos_backend: slurm, cosmos_slurm_max_parallel: 0}",
+            "host login: cosmos_slurm_max_parallel: 0 is not a whole number of at least 1",
+        ),
+        (
+            "a: {cosmos_backend: slurm}\n    b: {cosmos_backend: slurm}",
+            "hosts a, b: cosmos_backend: slurm is set on more than one host",
+        ),
+    ],
+)
+def test_a_wrong_backend_setting_names_inventory_host_variable_and_fix(tmp_path, hosts, message):
+    path = write(tmp_path, f"all:\n  hosts:\n    {hosts}\n")
+    with pytest.raises(ValidationError) as raised:
+        load_inventory(path)
+    assert any(p.startswith(f"{path}: ") and message in p for p in raised.value.problems), (
+        raised.value.problems
+    )

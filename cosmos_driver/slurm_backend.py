@@ -1,0 +1,191 @@
+"""The Slurm backend: runs go to a cluster through its login host, as job arrays (one per
+group of runs with the same GPU shape, slurm_submit.py) staged on the shared filesystem; the
+driver polls the arrays' tasks and collects each run from the shared filesystem with the job
+role's collect, then judges it as on SSH hosts."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from cosmos_driver.backend import Wake
+from cosmos_driver.inventory import SlurmSettings
+from cosmos_driver.records import FailureReason, RunRecord, RunState
+from cosmos_driver.run import files, verdicts
+from cosmos_driver.run.lifecycle import JobLifecycle
+from cosmos_driver.run.types import (
+    DriverStopping,
+    Exit,
+    PhaseFailed,
+    Placement,
+    PreparedRun,
+    Verdict,
+)
+from cosmos_driver.slurm_calls import SlurmCalls
+from cosmos_driver.slurm_states import SlurmState
+from cosmos_driver.slurm_submit import SubmissionGroups, Submitted
+
+log = logging.getLogger(__name__)
+
+# How often an array's tasks are polled (one poll playbook serves every run of the array).
+POLL_INTERVAL_SECONDS = 2.0
+# A task Slurm no longer reports, nor lists as ended, this long after submission is lost.
+LOST_AFTER_SECONDS = 120.0
+
+
+@dataclass
+class _Poll:
+    at: float = 0.0
+    states: dict[int, SlurmState] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class SlurmBackend:
+    """The Backend of a Slurm cluster behind one login host."""
+
+    def __init__(self, lifecycle: JobLifecycle, settings: SlurmSettings, calls: SlurmCalls):
+        self.lifecycle = lifecycle
+        self.settings = settings
+        self.calls = calls
+        self.groups = SubmissionGroups(calls.submit, settings.max_parallel, lifecycle.stop)
+        self.on_room: Wake | None = None
+        self._held: set[str] = set()
+        self._submitted: dict[str, Submitted] = {}
+        self._polls: dict[str, _Poll] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def slots(self) -> int:
+        return self.settings.max_parallel
+
+    def place(self, run: PreparedRun, only: frozenset[str] | None) -> Placement | None:
+        login = self.settings.login
+        if (only is not None and login not in only) or run.job.gpus > self.settings.gpus_per_node:
+            return None
+        with self._lock:
+            if len(self._held) >= self.settings.max_parallel:
+                return None
+            self._held.add(run.run_id)
+        return Placement(login, tuple(str(i) for i in range(run.job.gpus)))
+
+    def adopt(self, run: PreparedRun, placement: Placement) -> None:
+        with self._lock:
+            self._held.add(run.run_id)
+
+    def never_fits(self, run: PreparedRun) -> Verdict | None:
+        if run.job.gpus <= self.settings.gpus_per_node:
+            return None
+        return Verdict(
+            FailureReason.HOST_UNREACHABLE,
+            f"the Slurm nodes behind {self.settings.login} have {self.settings.gpus_per_node} "
+            f"GPU(s) (cosmos_gpu_count); the job asks for {run.job.gpus}",
+        )
+
+    def unavailable(self, where: str) -> str | None:
+        return None if where == self.settings.login else f"{where} is not this cluster's login host"
+
+    def launch(self, run: PreparedRun, placement: Placement) -> Placement | None:
+        """Join the run's submission group; back once its array is in Slurm."""
+        self.lifecycle.update(run.run_id, lambda r: _staging(r, placement.host))
+        (self.lifecycle.store.logs_dir(run.run_id) / files.EXIT_FILE).unlink(missing_ok=True)
+        submitted = self.groups.join(run)
+        with self._lock:
+            self._submitted[run.run_id] = submitted
+
+        def recorded(record: RunRecord) -> None:
+            record.slurm_job_id, record.slurm_array_task_id = submitted.job_id, submitted.task
+            record.note(f"submitted to Slurm as {submitted.job_id}_{submitted.task}")
+
+        self.lifecycle.update(run.run_id, recorded)
+        return placement
+
+    def wait(self, run: PreparedRun, placement: Placement) -> Exit:
+        """Poll until the task ends, or its job's timeout passes after it started running."""
+        submitted = self._submitted[run.run_id]
+        try:
+            return self._wait(run, placement.host, submitted)
+        finally:
+            self.release(run.run_id)
+
+    def _wait(self, run: PreparedRun, host: str, submitted: Submitted) -> Exit:
+        deadline: float | None = None
+        since = time.monotonic()
+        while True:
+            state = self._state(submitted)
+            if state is not None and state.ended:
+                if deadline is None:  # it ran between two polls
+                    self.lifecycle.update(run.run_id, lambda r: _running(r, host))
+                return self._ended(run, host, state)
+            if state is not None and state.state is RunState.RUNNING and deadline is None:
+                deadline = time.monotonic() + run.job.timeout
+                self.lifecycle.update(run.run_id, lambda r: _running(r, host))
+            if deadline is not None and time.monotonic() >= deadline:
+                self.calls.cancel(submitted.job_id, [submitted.task])
+                return Exit(finished=False)
+            if state is None and time.monotonic() - since > LOST_AFTER_SECONDS:
+                detail = f"Slurm lost task {submitted.job_id}_{submitted.task}"
+                raise PhaseFailed(Verdict(FailureReason.HOST_UNREACHABLE, detail))
+            if self.lifecycle.stop.wait(POLL_INTERVAL_SECONDS):
+                raise DriverStopping(run.run_id)
+
+    def _state(self, submitted: Submitted) -> SlurmState | None:
+        """The task's state from its array's latest poll (one poll per interval per array)."""
+        with self._lock:
+            poll = self._polls.setdefault(submitted.job_id, _Poll())
+        with poll.lock:
+            if time.monotonic() - poll.at >= POLL_INTERVAL_SECONDS / 2:
+                poll.states = self.calls.poll(submitted.job_id)
+                poll.at = time.monotonic()
+            return poll.states.get(submitted.task)
+
+    def _ended(self, run: PreparedRun, host: str, state: SlurmState) -> Exit:
+        """An ended task: collect its run folder; its exit as the task script saved it."""
+        if state.reason is not None and state.reason is not FailureReason.CONTAINER_EXIT:
+            raise PhaseFailed(Verdict(state.reason, state.detail))
+        problem = self.lifecycle.collect(run, host)
+        if problem is not None:
+            raise PhaseFailed(problem)
+        exit_code = files.exit_left_on_host(self.lifecycle.store, run.run_id)
+        if exit_code is None:
+            detail = f"{state.detail}; its container's exit was not saved"
+            raise PhaseFailed(Verdict(state.reason or FailureReason.CONTAINER_EXIT, detail))
+        self.lifecycle.update(run.run_id, lambda r: setattr(r, "exit_code", exit_code))
+        return Exit(True, exit_code, collected=True)
+
+    def collect(
+        self, run: PreparedRun, placement: Placement, problem: Verdict | None, exit_: Exit | None
+    ) -> RunRecord:
+        return self.lifecycle.finish(run, placement.host, problem, exit_)
+
+    def collect_orphan(
+        self, run: PreparedRun, placement: Placement, exit_code: int | None
+    ) -> RunRecord:
+        return self.lifecycle.finish_orphan(run, placement.host, exit_code)
+
+    def cancel(self, run: PreparedRun, placement: Placement) -> RunRecord:
+        """scancel the run's task, then collect; the verdict sees the cancel marker."""
+        submitted = self._submitted.get(run.run_id)
+        if submitted is not None:
+            self.calls.cancel(submitted.job_id, [submitted.task])
+        verdict = verdicts.cancel_verdict(self.lifecycle.store, run)
+        return self.lifecycle.finish(run, placement.host, verdict, None)
+
+    def release(self, run_id: str) -> None:
+        with self._lock:
+            held = run_id in self._held
+            self._held.discard(run_id)
+        if held and self.on_room:
+            self.on_room()
+
+
+def _staging(record: RunRecord, host: str) -> None:
+    record.host = host
+    record.slurm_job_id, record.slurm_array_task_id = None, None
+    record.move_to(RunState.STAGING)
+
+
+def _running(record: RunRecord, host: str) -> None:
+    record.host = host
+    record.move_to(RunState.RUNNING)

@@ -1,0 +1,117 @@
+"""`cosmos infer` on the lab's Slurm: the inventory's login host (lab-1 over its real sshd,
+with `cosmos_backend: slurm`) submits a 4-run sweep as one job array through the Slurm role;
+Slurm runs each task's container on the lab's dockerd; the driver polls, collects from the
+shared filesystem and judges. If Slurm cannot start, this errors loudly; nothing is skipped."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+import yaml
+
+from cosmos_driver.lab import lab as lab_control
+from cosmos_driver.lab import slurm
+from tests.fakes.batch_files import job, write_batch
+from tests.fakes.cli import infer_json
+
+LOGIN = "lab-1"
+
+
+@pytest.fixture(scope="module")
+def slurm_inventory(lab, tmp_path_factory) -> Path:
+    """The lab with its Slurm up, and an inventory of one Slurm login host: lab-1."""
+    lab_control.up(lab.paths, hosts=2, gpus=2, slurm=True)
+    hosts = yaml.safe_load(lab.inventory.read_text())["all"]["children"]["cosmos_lab"]["hosts"]
+    login = dict(hosts[LOGIN])
+    login.update(
+        cosmos_backend="slurm",
+        cosmos_gpu_count=2,
+        cosmos_slurm_max_parallel=4,
+        cosmos_slurm_env=slurm.client_env(lab.paths),
+        cosmos_slurm_jobcomp_file=str(slurm.jobcomp_file(lab.paths)),
+    )
+    path = tmp_path_factory.mktemp("slurm-inventory") / "inventory.yml"
+    path.write_text(yaml.safe_dump({"all": {"hosts": {LOGIN: login}}}))
+    return path
+
+
+def decodes(path: Path) -> bool:
+    capture = cv2.VideoCapture(str(path))
+    ok, _ = capture.read()
+    capture.release()
+    return ok
+
+
+def jobcomp_tasks(lab, job_id: str) -> dict[str, dict[str, str]]:
+    """The jobcomp file's records of an array's tasks, by task id."""
+    tasks = {}
+    for line in slurm.jobcomp_file(lab.paths).read_text().splitlines():
+        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+        if fields.get("ArrayJobId") == job_id:
+            tasks[fields["ArrayTaskId"]] = fields
+    return tasks
+
+
+def test_a_sweep_runs_on_slurm_as_one_array_and_every_run_is_collected(
+    lab, slurm_inventory, tmp_path
+):
+    sweep = {"guidance": [3, 7], "seed": [1, 2]}
+    batch = write_batch(tmp_path, "slurm-sweep", [job("sweep", **sweep)])
+    state = tmp_path / "state"
+    result = infer_json(batch, state, slurm_inventory)
+    assert result.code == 0, result.stdout + result.stderr
+    runs = result.json()["runs"]
+    assert len(runs) == 4
+    assert [run["state"] for run in runs] == ["succeeded"] * 4, [r["failure"] for r in runs]
+    records = [json.loads((state / "runs" / r["run_id"] / "run.json").read_text()) for r in runs]
+    job_ids = {record["slurm_job_id"] for record in records}
+    assert len(job_ids) == 1, job_ids  # one sbatch for the whole sweep
+    (job_id,) = job_ids
+    assert sorted(record["slurm_array_task_id"] for record in records) == [0, 1, 2, 3]
+    for record in records:
+        run_dir = state / "runs" / record["run_id"]
+        assert decodes(run_dir / "outputs" / "output.mp4"), run_dir
+        assert json.loads((run_dir / "logs" / "container-exit.json").read_text())["exit_code"] == 0
+        assert "Diffusion sampling" in (run_dir / "logs" / "container.log").read_text()
+        assert record["host"] == LOGIN
+        assert [step["state"] for step in record["history"]] == [
+            "pending", "staging", "running", "succeeded",
+        ]  # fmt: skip
+    tasks = jobcomp_tasks(lab, job_id)
+    assert {task: r["JobState"] for task, r in tasks.items()} == dict.fromkeys("0123", "COMPLETED")
+    assert {r["Name"] for r in tasks.values()} == {f"cosmos-{result.json()['batch_id']}"}
+    slurm_log = (state / "tmp" / "slurm.log").read_text()
+    assert slurm_log.count("Submit | Submit the array") == 1, "more than one sbatch"
+
+
+def test_the_array_is_named_and_commented_with_the_run_ids(lab, slurm_inventory, tmp_path):
+    """While a run is in Slurm, squeue finds it by the batch's name and its run id."""
+    batch = write_batch(tmp_path, "slurm-named", [job("named", env={"COSMOS_SIM_DURATION": "8"})])
+    state = tmp_path / "state"
+    env = dict(os.environ, **slurm.client_env(lab.paths))
+    infer = subprocess.Popen(
+        [str(Path(sys.executable).parent / "cosmos"), "infer", "--batch", str(batch),
+         "--state-dir", str(state), "--inventory", str(slurm_inventory), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    seen: set[str] = set()
+    try:
+        while infer.poll() is None:
+            rows = subprocess.run(
+                ["squeue", "-h", "-o", "%j|%k"], env=env, capture_output=True, text=True,
+                check=True,
+            ).stdout  # fmt: skip
+            seen.update(row for row in rows.splitlines() if "slurm-named" in row)
+            time.sleep(0.2)
+    finally:
+        out, err = infer.communicate(timeout=300)
+    assert infer.returncode == 0, out + err
+    (run,) = json.loads(out)["runs"]
+    assert seen == {f"cosmos-{json.loads(out)['batch_id']}|{run['run_id']}"}, seen

@@ -1,0 +1,142 @@
+"""The Slurm backend behind the scheduler, with the adapter faked at its boundary: runs of
+one GPU shape go as one array, each record keeps its job and task, Slurm's end states become
+verdicts, and no more runs than `max_parallel` are in Slurm at once."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+from cosmos_driver import slurm_backend, slurm_submit
+from cosmos_driver.backend import Backend
+from cosmos_driver.inventory import SlurmSettings
+from cosmos_driver.model import Job
+from cosmos_driver.records import FailureReason, RunRecord, RunState
+from cosmos_driver.run.lifecycle import JobLifecycle
+from cosmos_driver.run.spec import prepare
+from cosmos_driver.scheduler import Scheduler, Ticket
+from cosmos_driver.slurm_backend import SlurmBackend
+from cosmos_driver.slurm_calls import SlurmCalls
+from tests.fakes.adapter import BATCH_ID, NO_RETRY
+from tests.fakes.slurm import FakeSlurm
+
+LOGIN = "login-1"
+
+
+@pytest.fixture(autouse=True)
+def _quick(monkeypatch):
+    monkeypatch.setattr(slurm_backend, "POLL_INTERVAL_SECONDS", 0.01)
+    monkeypatch.setattr(slurm_submit, "WINDOW_SECONDS", 0.2)
+
+
+@pytest.fixture
+def fake(store, mp4) -> FakeSlurm:
+    return FakeSlurm(store, mp4)
+
+
+def make_runs(store, tmp_path: Path, shapes: list[int]):
+    color = tmp_path / "color.mp4"
+    color.write_bytes(b"color video bytes")
+    runs = []
+    for i, gpus in enumerate(shapes):
+        job = Job(f"j{i}", "a prompt", {"color": color}, {"edge": 1.0}, gpus=gpus, timeout=60)
+        run_id = f"{BATCH_ID}.j{i}"
+        record = RunRecord(run_id, BATCH_ID, job.name)
+        record.move_to(RunState.PENDING)
+        store.save_run(record)
+        runs.append(prepare(store, BATCH_ID, run_id, job))
+    return runs
+
+
+def run_all(store, fake, runs, max_parallel=4, gpus_per_node=2) -> SlurmBackend:
+    life = JobLifecycle(fake, store, retry=NO_RETRY)
+    calls = SlurmCalls(fake, LOGIN, life.stop, life.paths, store.root / "tmp" / "slurm.log")
+    backend = SlurmBackend(life, SlurmSettings(LOGIN, max_parallel, gpus_per_node), calls)
+    Scheduler(life, backend).run([Ticket(run) for run in runs])
+    return backend
+
+
+def test_the_slurm_backend_has_every_method_of_the_seam_with_its_parameters():
+    for name, value in vars(Backend).items():
+        if callable(value) and not name.startswith("_"):
+            theirs = inspect.signature(getattr(SlurmBackend, name)).parameters
+            assert list(theirs) == list(inspect.signature(value).parameters), name
+
+
+def test_four_runs_of_one_shape_go_as_one_array_and_succeed(store, fake, tmp_path):
+    runs = make_runs(store, tmp_path, [1, 1, 1, 1])
+    run_all(store, fake, runs)
+    assert [a.run_ids for a in fake.arrays] == [[run.run_id for run in runs]]
+    submit = next(c for c in fake.calls if c.playbook == "slurm_submit.yml")
+    assert submit.limit == LOGIN
+    assert submit.extravars["cosmos_slurm_comment"] == ",".join(r.run_id for r in runs)
+    assert submit.extravars["cosmos_slurm_gpus"] == 1
+    tasks = set()
+    for run in runs:
+        record = store.load_run(run.run_id)
+        assert record.state is RunState.SUCCEEDED, record.failure
+        assert record.slurm_job_id == "100"
+        tasks.add(record.slurm_array_task_id)
+        assert [t.state.value for t in record.history] == [
+            "pending", "staging", "running", "succeeded",
+        ]  # fmt: skip
+        assert "outputs/output.mp4" in record.outputs
+        assert record.host == LOGIN
+    assert tasks == {0, 1, 2, 3}
+
+
+def test_each_gpu_shape_gets_its_own_array(store, fake, tmp_path):
+    runs = make_runs(store, tmp_path, [1, 2, 1, 2])
+    run_all(store, fake, runs)
+    shapes = sorted((a.gpus, len(a.run_ids)) for a in fake.arrays)
+    assert shapes == [(1, 2), (2, 2)]
+
+
+def test_no_more_runs_than_max_parallel_are_in_slurm_at_once(store, fake, tmp_path):
+    runs = make_runs(store, tmp_path, [1, 1, 1, 1, 1])
+    run_all(store, fake, runs, max_parallel=2)
+    sizes = [len(a.run_ids) for a in fake.arrays]
+    assert len(sizes) >= 3
+    assert max(sizes) <= 2
+    assert sum(sizes) == 5
+    assert [store.load_run(r.run_id).state for r in runs] == [RunState.SUCCEEDED] * 5
+
+
+@pytest.mark.parametrize(
+    ("end", "state", "reason", "words"),
+    [
+        ("TIMEOUT", RunState.FAILED, FailureReason.TIMEOUT, "time limit (TIMEOUT)"),
+        ("NODE_FAIL", RunState.FAILED, FailureReason.HOST_UNREACHABLE, "node failed"),
+        ("PREEMPTED", RunState.FAILED, FailureReason.HOST_UNREACHABLE, "preempted"),
+        ("CANCELLED", RunState.CANCELLED, FailureReason.CANCELLED, "Slurm cancelled the job"),
+    ],
+)
+def test_slurm_end_states_become_verdicts(store, fake, tmp_path, end, state, reason, words):
+    (run,) = make_runs(store, tmp_path, [1])
+    fake.ends[run.run_id] = end
+    run_all(store, fake, [run])
+    record = store.load_run(run.run_id)
+    assert (record.state, record.failure.reason) == (state, reason)
+    assert words in record.failure.detail
+
+
+def test_a_container_that_exits_non_zero_fails_with_its_code(store, fake, tmp_path):
+    (run,) = make_runs(store, tmp_path, [1])
+    fake.ends[run.run_id] = "FAILED"
+    fake.exit_codes[run.run_id] = 3
+    run_all(store, fake, [run])
+    record = store.load_run(run.run_id)
+    assert record.failure.reason is FailureReason.CONTAINER_EXIT
+    assert record.failure.detail == "container exited with code 3"
+    assert record.exit_code == 3
+
+
+def test_a_job_that_asks_for_more_gpus_than_a_node_has_never_fits(store, fake, tmp_path):
+    (run,) = make_runs(store, tmp_path, [4])
+    run_all(store, fake, [run], gpus_per_node=2)
+    record = store.load_run(run.run_id)
+    assert record.failure.reason is FailureReason.HOST_UNREACHABLE
+    assert "have 2 GPU(s)" in record.failure.detail
+    assert fake.arrays == []
