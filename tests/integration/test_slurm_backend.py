@@ -115,3 +115,26 @@ def test_the_array_is_named_and_commented_with_the_run_ids(lab, slurm_inventory,
     assert infer.returncode == 0, out + err
     (run,) = json.loads(out)["runs"]
     assert seen == {f"cosmos-{json.loads(out)['batch_id']}|{run['run_id']}"}, seen
+
+
+def test_a_failing_and_an_overdue_run_end_with_their_reasons(lab, slurm_inventory, tmp_path):
+    """Exit 3 in Slurm: failed with container_exit and its code. A run past its job's
+    timeout: its task is scancelled (the script stops its container) and it fails timeout."""
+    jobs = [
+        job("boom", env={"COSMOS_SIM_EXIT_CODE": "3", "COSMOS_SIM_DURATION": "1"}),
+        job("slow", timeout=6, env={"COSMOS_SIM_DURATION": "120"}),
+    ]
+    batch = write_batch(tmp_path, "slurm-fails", jobs)
+    state = tmp_path / "state"
+    result = infer_json(batch, state, slurm_inventory)
+    assert result.code != 0, result.stdout
+    runs = {run["job_name"]: run for run in result.json()["runs"]}
+    boom, slow = runs["boom"], runs["slow"]
+    assert (boom["state"], boom["failure"]["reason"]) == ("failed", "container_exit"), boom
+    assert boom["failure"]["detail"] == "container exited with code 3"
+    assert (slow["state"], slow["failure"]["reason"]) == ("failed", "timeout"), slow
+    assert boom["slurm_job_id"] == slow["slurm_job_id"]  # one array for both
+    tasks = jobcomp_tasks(lab, boom["slurm_job_id"])
+    states = {tasks[str(r["slurm_array_task_id"])]["JobState"] for r in (boom, slow)}
+    assert states == {"FAILED", "CANCELLED"}, tasks
+    assert lab.containers(f"cosmos.batch_id={result.json()['batch_id']}") == []
