@@ -112,10 +112,12 @@ class SlurmBackend:
     def _wait(self, run: PreparedRun, host: str, submitted: Submitted) -> Exit:
         deadline: float | None = None
         since = time.monotonic()
+        asked = False
         while True:
+            asked = asked or self._cancel_if_asked(run, submitted)
             state = self._state(submitted)
             if state is not None and state.ended:
-                if deadline is None:  # it ran between two polls
+                if deadline is None and _ran(state):  # it ran between two polls
                     self.lifecycle.update(run.run_id, lambda r: _running(r, host))
                 return self._ended(run, host, state)
             if state is not None and state.state is RunState.RUNNING and deadline is None:
@@ -129,6 +131,15 @@ class SlurmBackend:
                 raise PhaseFailed(Verdict(FailureReason.HOST_UNREACHABLE, detail))
             if self.lifecycle.stop.wait(POLL_INTERVAL_SECONDS):
                 raise DriverStopping(run.run_id)
+
+    def _cancel_if_asked(self, run: PreparedRun, submitted: Submitted) -> bool:
+        """`kill` left a cancel marker: scancel the task (Slurm stops its container); the
+        run then ends cancelled, as the verdict ranks the marker first. True once asked."""
+        if not self.lifecycle.store.cancel_requested(run.run_id):
+            return False
+        self.calls.cancel(submitted.job_id, [submitted.task])
+        self.lifecycle.note(run.run_id, f"scancel {submitted.job_id}_{submitted.task}")
+        return True
 
     def _state(self, submitted: Submitted) -> SlurmState | None:
         """The task's state from its array's latest poll (one poll per interval per array)."""
@@ -184,6 +195,11 @@ def _staging(record: RunRecord, host: str) -> None:
     record.host = host
     record.slurm_job_id, record.slurm_array_task_id = None, None
     record.move_to(RunState.STAGING)
+
+
+def _ran(state: SlurmState) -> bool:
+    """An ended task whose container ran (completed, or exited non-zero)."""
+    return state.reason is None or state.reason is FailureReason.CONTAINER_EXIT
 
 
 def _running(record: RunRecord, host: str) -> None:

@@ -18,8 +18,9 @@ import yaml
 
 from cosmos_driver.lab import lab as lab_control
 from cosmos_driver.lab import slurm
+from cosmos_driver.lab.processes import wait_until
 from tests.fakes.batch_files import job, write_batch
-from tests.fakes.cli import infer_json
+from tests.fakes.cli import cosmos, infer_json, records, start_infer
 
 LOGIN = "lab-1"
 
@@ -138,3 +139,27 @@ def test_a_failing_and_an_overdue_run_end_with_their_reasons(lab, slurm_inventor
     states = {tasks[str(r["slurm_array_task_id"])]["JobState"] for r in (boom, slow)}
     assert states == {"FAILED", "CANCELLED"}, tasks
     assert lab.containers(f"cosmos.batch_id={result.json()['batch_id']}") == []
+
+
+def test_kill_from_another_terminal_scancels_the_task(lab, slurm_inventory, tmp_path):
+    batch = write_batch(tmp_path, "slurm-kill", [job("long", env={"COSMOS_SIM_DURATION": "120"})])
+    state = tmp_path / "state"
+    infer = start_infer(batch, state, slurm_inventory)
+    try:
+        assert wait_until(lambda: _states(state) == ["running"], 120, 0.5), _states(state)
+        (run_id,) = records(state)
+        killed = cosmos("kill", "--run", run_id, "--grace", "5", "--state-dir", str(state),
+                        "--inventory", str(slurm_inventory), "--json")  # fmt: skip
+        assert killed.code == 0, killed.stderr
+        infer.wait(120)
+    finally:
+        infer.kill()
+    record = records(state)[run_id]
+    assert (record["state"], record["failure"]["reason"]) == ("cancelled", "cancelled")
+    job_task = f"{record['slurm_job_id']}_{record['slurm_array_task_id']}"
+    assert f"scancel {job_task}" in [note["text"] for note in record["notes"]]
+    assert lab.containers(f"cosmos.run_id={run_id}") == []
+
+
+def _states(state: Path) -> list[str]:
+    return [r["state"] for r in records(state).values()]

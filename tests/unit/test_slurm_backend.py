@@ -16,6 +16,7 @@ from cosmos_driver.model import Job
 from cosmos_driver.records import FailureReason, RunRecord, RunState
 from cosmos_driver.run.lifecycle import JobLifecycle
 from cosmos_driver.run.spec import prepare
+from cosmos_driver.run.types import PhaseFailed
 from cosmos_driver.scheduler import Scheduler, Ticket
 from cosmos_driver.slurm_backend import SlurmBackend
 from cosmos_driver.slurm_calls import SlurmCalls
@@ -140,3 +141,22 @@ def test_a_job_that_asks_for_more_gpus_than_a_node_has_never_fits(store, fake, t
     assert record.failure.reason is FailureReason.HOST_UNREACHABLE
     assert "have 2 GPU(s)" in record.failure.detail
     assert fake.arrays == []
+
+
+def test_a_cancel_marker_seen_while_waiting_scancels_the_task(store, fake, tmp_path):
+    (run,) = make_runs(store, tmp_path, [1])
+    fake.polls_running = 3
+    fake.ends[run.run_id] = "CANCELLED"
+    store.request_cancel(run.run_id)  # as `kill` leaves it, once the run is in Slurm
+    life = JobLifecycle(fake, store, retry=NO_RETRY)
+    calls = SlurmCalls(fake, LOGIN, life.stop, life.paths, store.root / "tmp" / "slurm.log")
+    backend = SlurmBackend(life, SlurmSettings(LOGIN, 4, 2), calls)
+    placement = backend.place(run, None)
+    backend.launch(run, placement)
+    with pytest.raises(PhaseFailed) as failed:
+        backend.wait(run, placement)
+    assert failed.value.verdict.reason is FailureReason.CANCELLED
+    assert fake.cancelled == [("100", [0])]
+    record = backend.collect(run, placement, failed.value.verdict, None)
+    assert (record.state, record.failure.detail) == (RunState.CANCELLED, "cancelled by `kill`")
+    assert "scancel 100_0" in [note.text for note in record.notes]
