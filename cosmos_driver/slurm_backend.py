@@ -6,6 +6,7 @@ role's collect, then judges it as on SSH hosts."""
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -89,7 +90,10 @@ class SlurmBackend:
     def launch(self, run: PreparedRun, placement: Placement) -> Placement | None:
         """Join the run's submission group; back once its array is in Slurm."""
         self.lifecycle.update(run.run_id, lambda r: _staging(r, placement.host))
-        (self.lifecycle.store.logs_dir(run.run_id) / files.EXIT_FILE).unlink(missing_ok=True)
+        # An earlier attempt's exit and outputs must not stand for this one's.
+        store = self.lifecycle.store
+        (store.logs_dir(run.run_id) / files.EXIT_FILE).unlink(missing_ok=True)
+        shutil.rmtree(store.outputs_dir(run.run_id), ignore_errors=True)
         submitted = self.groups.join(run)
         with self._lock:
             self._submitted[run.run_id] = submitted
