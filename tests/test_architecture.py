@@ -172,6 +172,9 @@ SEAM_SIDE = ("cosmos_driver/scheduler.py", "cosmos_driver/dependent_runs.py")
 BACKEND_SIDE = {
     "cosmos_driver.ssh_hosts",
     "cosmos_driver.device_pool",
+    "cosmos_driver.slurm_backend",
+    "cosmos_driver.slurm_calls",
+    "cosmos_driver.slurm_submit",
     "cosmos_driver.ansible_adapter",
 }
 
