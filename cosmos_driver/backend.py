@@ -6,6 +6,7 @@ cluster scheduler such as Slurm is meant to be a second one, behind the same met
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from cosmos_driver.records import RunRecord
@@ -13,6 +14,16 @@ from cosmos_driver.run.types import Exit, Placement, PreparedRun, Verdict
 
 # Called by a backend, outside its own locks, whenever room may have opened.
 Wake = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class FoundContainers:
+    """What a backend found of a batch's in-flight runs (resume): where each found run is,
+    the places that did not answer (cannot tell), and runs its place knows nothing of."""
+
+    by_run: dict[str, str]
+    unreachable: frozenset[str]
+    lost: dict[str, str] = field(default_factory=dict)  # run id: what was looked for
 
 
 class Backend(Protocol):
@@ -34,6 +45,10 @@ class Backend(Protocol):
 
     def adopt(self, run: PreparedRun, placement: Placement) -> None:
         """A run found in flight (resume) holds the room it was given before."""
+        ...
+
+    def find_in_flight(self, batch_id: str, records: list[RunRecord]) -> FoundContainers:
+        """Resume: where the in-flight runs of `records` are now, asked once per batch."""
         ...
 
     def never_fits(self, run: PreparedRun) -> Verdict | None:

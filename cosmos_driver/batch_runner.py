@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from cosmos_driver.ansible_adapter import AnsibleAdapter
-from cosmos_driver.backend import Backend
+from cosmos_driver.backend import Backend, FoundContainers
 from cosmos_driver.device_pool import Host
 from cosmos_driver.errors import ConfigurationError, ValidationError
 from cosmos_driver.inventory import SlurmSettings
@@ -16,7 +16,7 @@ from cosmos_driver.model import Batch, Job, job_parameters
 from cosmos_driver.multimodal import check_batch_inputs
 from cosmos_driver.profiles import upsampler
 from cosmos_driver.records import BatchRecord, RunRecord, RunState, utc_now
-from cosmos_driver.resume import IN_FLIGHT, FoundContainers, find_batch_containers, ticket_for
+from cosmos_driver.resume import IN_FLIGHT, ticket_for
 from cosmos_driver.run.lifecycle import JobLifecycle
 from cosmos_driver.run.spec import prepare
 from cosmos_driver.run.types import PreparedRun
@@ -72,7 +72,7 @@ class BatchRunner:
             todo = self._todo(batch, result)
             backend = self.backend or self._backend()
             scheduler = Scheduler(self.lifecycle, backend)
-            resumed = self._resumed(batch.batch_id, todo)
+            resumed = self._resumed(backend, batch.batch_id, todo)
             taken = {t.run.run_id for t in resumed}
             scheduler.run(resumed, self._fresh(batch.batch_id, todo, taken))
         result.records = [self._load(run_id) for run_id, _, _, _ in todo]
@@ -136,13 +136,13 @@ class BatchRunner:
                 todo.append((run_id, job, parent_id, record))
         return todo
 
-    def _resumed(self, batch_id: str, todo: list[_Planned]) -> list[Ticket]:
-        """Tickets of the runs left in flight (their containers are looked for on the hosts):
-        made first, as they may hold GPUs."""
+    def _resumed(self, backend: Backend, batch_id: str, todo: list[_Planned]) -> list[Ticket]:
+        """Tickets of the runs left in flight (the backend looks for them: containers on
+        the hosts, tasks in Slurm): made first, as they may hold GPUs."""
         in_flight = [p for p in todo if p[3] and p[3].state in IN_FLIGHT]
         if not in_flight:
             return []
-        found = find_batch_containers(self.adapter, batch_id)
+        found = backend.find_in_flight(batch_id, [p[3] for p in in_flight if p[3]])
         return [self._ticket(batch_id, planned, found) for planned in in_flight]
 
     def _fresh(self, batch_id: str, todo: list[_Planned], resumed: set[str]) -> Iterator[Ticket]:
@@ -155,6 +155,8 @@ class BatchRunner:
         run_id, job, parent_id, record = planned
         run = self._prepare(batch_id, run_id, job, parent_id)
         ticket = ticket_for(run, record, found) if found else Ticket(run)
+        if found and record and run_id in found.lost:
+            record.note(f"lost: {found.lost[run_id]} is unknown where it ran; started again")
         self._record_pending(run_id, batch_id, run.job, record, ticket)
         return ticket
 

@@ -4,10 +4,10 @@ re-attaches to running containers, collects finished ones, and starts only the r
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from cosmos_driver import host_contract
 from cosmos_driver.ansible_adapter import AnsibleAdapter, PlaybookCall
+from cosmos_driver.backend import FoundContainers
 from cosmos_driver.records import RunRecord, RunState
 from cosmos_driver.run.types import Placement, PreparedRun
 from cosmos_driver.scheduler import Mode, Ticket
@@ -15,14 +15,6 @@ from cosmos_driver.scheduler import Mode, Ticket
 log = logging.getLogger(__name__)
 
 IN_FLIGHT = frozenset({RunState.STAGING, RunState.RUNNING, RunState.COLLECTING})
-
-
-@dataclass(frozen=True)
-class FoundContainers:
-    """Containers of one batch by host, and the hosts that did not answer."""
-
-    by_run: dict[str, str]
-    unreachable: frozenset[str]
 
 
 def find_batch_containers(adapter: AnsibleAdapter, batch_id: str) -> FoundContainers:
@@ -41,8 +33,12 @@ def find_batch_containers(adapter: AnsibleAdapter, batch_id: str) -> FoundContai
 
 def ticket_for(run: PreparedRun, record: RunRecord | None, found: FoundContainers) -> Ticket:
     """FRESH unless the run was in flight: then ATTACH to its container, or COLLECT when it
-    started and its container is gone. A run still staging never started: FRESH."""
+    started and its container is gone. A run still staging never started, and a run its
+    place lost (a Slurm task Slurm knows nothing of): FRESH."""
     if record is None or record.state not in IN_FLIGHT:
+        return Ticket(run)
+    if run.run_id in found.lost:
+        log.info("run %s: its place knows nothing of it; it starts again", run.run_id)
         return Ticket(run)
     devices = tuple(record.gpu_devices) or ("0",)
     host = found.by_run.get(run.run_id)

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from cosmos_driver.backend import Wake
+from cosmos_driver.backend import FoundContainers, Wake
 from cosmos_driver.inventory import SlurmSettings
 from cosmos_driver.records import FailureReason, RunRecord, RunState
 from cosmos_driver.run import files, verdicts
@@ -74,6 +74,35 @@ class SlurmBackend:
     def adopt(self, run: PreparedRun, placement: Placement) -> None:
         with self._lock:
             self._held.add(run.run_id)
+
+    def find_in_flight(self, batch_id: str, records: list[RunRecord]) -> FoundContainers:
+        """Resume: one poll per array the records name. A task Slurm lists (queued, or
+        ended in the jobcomp file) is found, to be waited for and collected; a task it
+        knows nothing of is lost (submitted again); a poll that fails cannot tell."""
+        by_run: dict[str, str] = {}
+        lost: dict[str, str] = {}
+        for job_id, tasks in _arrays(records).items():
+            states = self._poll_at_resume(job_id)
+            for run_id, task in tasks.items():
+                if states is None or task in states:
+                    by_run[run_id] = self.settings.login
+                    with self._lock:
+                        self._submitted[run_id] = Submitted(job_id, task)
+                else:
+                    lost[run_id] = f"{job_id}_{task}"
+        log.info("batch %s: %d run(s) found in Slurm, %d lost", batch_id, len(by_run), len(lost))
+        return FoundContainers(by_run, frozenset(), lost)
+
+    def _poll_at_resume(self, job_id: str) -> dict[int, SlurmState] | None:
+        """The array's task states, kept as its first poll; None when the poll failed."""
+        try:
+            states = self.calls.poll(job_id)
+        except PhaseFailed as failed:
+            log.warning("cannot poll Slurm job %s at resume: %s", job_id, failed.verdict.detail)
+            return None
+        with self._lock:
+            self._polls[job_id] = _Poll(time.monotonic(), states)
+        return states
 
     def never_fits(self, run: PreparedRun) -> Verdict | None:
         if run.job.gpus <= self.settings.gpus_per_node:
@@ -208,4 +237,15 @@ def _ran(state: SlurmState) -> bool:
 
 def _running(record: RunRecord, host: str) -> None:
     record.host = host
-    record.move_to(RunState.RUNNING)
+    if record.state is not RunState.RUNNING:  # an adopted run may be running already
+        record.move_to(RunState.RUNNING)
+
+
+def _arrays(records: list[RunRecord]) -> dict[str, dict[str, int]]:
+    """The records' Slurm tasks by array job id: run id to task id."""
+    arrays: dict[str, dict[str, int]] = {}
+    for record in records:
+        if record.slurm_job_id and record.slurm_array_task_id is not None:
+            tasks = arrays.setdefault(record.slurm_job_id, {})
+            tasks[record.run_id] = record.slurm_array_task_id
+    return arrays

@@ -8,7 +8,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from cosmos_driver.backend import Wake
+from cosmos_driver import resume
+from cosmos_driver.backend import FoundContainers, Wake
 from cosmos_driver.device_pool import DevicePool, Host
 from cosmos_driver.records import FailureReason, RunRecord
 from cosmos_driver.run.lifecycle import JobLifecycle
@@ -51,6 +52,10 @@ class SshHosts:
 
     def adopt(self, run: PreparedRun, placement: Placement) -> None:
         self.pool.claim(run.run_id, run.container_name, placement)
+
+    def find_in_flight(self, batch_id: str, records: list[RunRecord]) -> FoundContainers:
+        """Resume: the batch's containers on every host (by their labels)."""
+        return resume.find_batch_containers(self.lifecycle.adapter, batch_id)
 
     def never_fits(self, run: PreparedRun) -> Verdict | None:
         """No host that answers has the run's GPUs (nothing runs, so none will come back)."""

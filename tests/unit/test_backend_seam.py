@@ -29,6 +29,7 @@ def test_ssh_hosts_has_every_method_of_the_seam_with_its_parameters():
                 "cancel",
                 "collect",
                 "collect_orphan",
+                "find_in_flight",
                 "launch",
                 "never_fits",
                 "place",
