@@ -51,7 +51,9 @@ class FakeSlurm(FakeAdapter):
         return ok(job_id=job_id, tasks=run_ids, uploaded=[])
 
     def _slurm_poll(self, extra: dict[str, Any]) -> PlaybookOutcome:
-        array = next(a for a in self.arrays if a.job_id == extra["cosmos_slurm_job_id"])
+        array = next((a for a in self.arrays if a.job_id == extra["cosmos_slurm_job_id"]), None)
+        if array is None:  # a job Slurm knows nothing of (neither squeue nor jobcomp)
+            return ok(queued=[], ended=[])
         array.polls += 1
         if array.polls <= self.polls_running:
             return ok(queued=[f"{i}|RUNNING|None" for i in range(len(array.run_ids))], ended=[])

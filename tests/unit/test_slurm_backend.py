@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from cosmos_driver import slurm_backend, slurm_submit
-from cosmos_driver.backend import Backend
+from cosmos_driver.backend import Backend, FoundContainers
 from cosmos_driver.inventory import SlurmSettings
 from cosmos_driver.model import Job
 from cosmos_driver.records import FailureReason, RunRecord, RunState
+from cosmos_driver.resume import ticket_for
 from cosmos_driver.run.lifecycle import JobLifecycle
 from cosmos_driver.run.spec import prepare
 from cosmos_driver.run.types import PhaseFailed
@@ -21,7 +22,7 @@ from cosmos_driver.scheduler import Scheduler, Ticket
 from cosmos_driver.slurm_backend import SlurmBackend
 from cosmos_driver.slurm_calls import SlurmCalls
 from tests.fakes.adapter import BATCH_ID, NO_RETRY
-from tests.fakes.slurm import FakeSlurm
+from tests.fakes.slurm import Array, FakeSlurm
 
 LOGIN = "login-1"
 
@@ -162,3 +163,61 @@ def test_a_cancel_marker_seen_while_waiting_scancels_the_task(store, fake, tmp_p
     record = backend.collect(run, placement, failed.value.verdict, None)
     assert (record.state, record.failure.detail) == (RunState.CANCELLED, "cancelled by `kill`")
     assert "scancel 100_0" in [note.text for note in record.notes]
+
+
+def resume_all(store, fake, runs, polls_running: int) -> FoundContainers:
+    """As `infer` resumes: records in flight in array 100, found, then scheduled."""
+    for task, run in enumerate(runs):
+        record = store.load_run(run.run_id)
+        record.host, record.slurm_job_id, record.slurm_array_task_id = LOGIN, "100", task
+        record.move_to(RunState.RUNNING)
+        store.save_run(record)
+    fake.polls_running = polls_running
+    life = JobLifecycle(fake, store, retry=NO_RETRY)
+    calls = SlurmCalls(fake, LOGIN, life.stop, life.paths, store.root / "tmp" / "slurm.log")
+    backend = SlurmBackend(life, SlurmSettings(LOGIN, 4, 2), calls)
+    records = [store.load_run(run.run_id) for run in runs]
+    found = backend.find_in_flight(BATCH_ID, records)
+    tickets = [ticket_for(run, rec, found) for run, rec in zip(runs, records, strict=True)]
+    Scheduler(life, backend).run(tickets)
+    return found
+
+
+def submits(fake: FakeSlurm) -> int:
+    return sum(call.playbook == "slurm_submit.yml" for call in fake.calls)
+
+
+def test_resume_adopts_a_task_slurm_still_runs_and_submits_nothing(store, fake, tmp_path):
+    runs = make_runs(store, tmp_path, [1, 1])
+    fake.arrays.append(Array("100", 1, [run.run_id for run in runs]))
+    resume_all(store, fake, runs, polls_running=2)
+    assert submits(fake) == 0
+    assert fake.arrays[0].polls >= 3  # the resume's poll, one more running, then ended
+    for run in runs:
+        record = store.load_run(run.run_id)
+        assert record.state is RunState.SUCCEEDED, record.failure
+        assert record.slurm_job_id == "100"
+        assert "outputs/output.mp4" in record.outputs
+
+
+def test_resume_collects_a_task_that_ended_while_the_driver_was_gone(store, fake, tmp_path):
+    (run,) = make_runs(store, tmp_path, [1])
+    fake.arrays.append(Array("100", 1, [run.run_id]))
+    fake.exit_codes[run.run_id] = 3
+    fake.ends[run.run_id] = "FAILED"
+    resume_all(store, fake, [run], polls_running=0)
+    assert submits(fake) == 0
+    record = store.load_run(run.run_id)
+    assert (record.state, record.exit_code) == (RunState.FAILED, 3)
+    assert record.failure.detail == "container exited with code 3"
+
+
+def test_resume_submits_a_task_slurm_knows_nothing_of_once(store, fake, tmp_path):
+    (run,) = make_runs(store, tmp_path, [1])  # array 100 is in neither squeue nor jobcomp
+    found = resume_all(store, fake, [run], polls_running=1)
+    assert found.lost == {run.run_id: "100_0"}
+    assert submits(fake) == 1
+    assert [a.run_ids for a in fake.arrays] == [[run.run_id]]
+    record = store.load_run(run.run_id)
+    assert record.state is RunState.SUCCEEDED, record.failure
+    assert record.slurm_job_id == fake.arrays[0].job_id
