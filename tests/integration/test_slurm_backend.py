@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from cosmos_driver.lab import lab as lab_control
 from cosmos_driver.lab import slurm
 from cosmos_driver.lab.processes import wait_until
 from tests.fakes.batch_files import job, write_batch
-from tests.fakes.cli import cosmos, infer_json, records, start_infer
+from tests.fakes.cli import COSMOS, ROOT, cosmos, infer_json, records, start_infer
 
 LOGIN = "lab-1"
 
@@ -163,3 +164,57 @@ def test_kill_from_another_terminal_scancels_the_task(lab, slurm_inventory, tmp_
 
 def _states(state: Path) -> list[str]:
     return [r["state"] for r in records(state).values()]
+
+
+def test_the_same_infer_after_kill_9_adopts_the_array_and_submits_nothing_again(
+    lab, slurm_inventory, tmp_path
+):
+    """The driver (its whole process group) is killed -9 while the array runs; the same
+    `cosmos infer` finds the tasks in Slurm by their recorded job and task ids, waits for
+    them and collects them. Slurm itself shows one array job for the batch's job name."""
+    sweep = {"guidance": [3, 7], "seed": [1, 2]}
+    env = {"COSMOS_SIM_DURATION": "20"}
+    batch = write_batch(tmp_path, "slurm-resume", [job("resume", env=env, **sweep)])
+    state = tmp_path / "state"
+    jobcomp_before = len(slurm.jobcomp_file(lab.paths).read_text().splitlines())
+    first = subprocess.Popen(
+        [COSMOS, "infer", "--batch", str(batch), "--state-dir", str(state),
+         "--inventory", str(slurm_inventory), "--json"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: _submitted_and_one_running(state), 180, 0.5), records(state)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(30)
+    before = records(state)
+    assert not all(r["state"] == "succeeded" for r in before.values()), before
+    result = infer_json(batch, state, slurm_inventory)
+    assert result.code == 0, result.stdout + result.stderr
+    runs = result.json()["runs"]
+    assert [run["state"] for run in runs] == ["succeeded"] * 4, [r["failure"] for r in runs]
+    after = records(state)
+    job_ids = {r["slurm_job_id"] for r in after.values()}
+    assert len(job_ids) == 1, job_ids
+    assert job_ids == {r["slurm_job_id"] for r in before.values()}
+    for run_id, record in after.items():
+        assert decodes(state / "runs" / run_id / "outputs" / "output.mp4"), run_id
+        submitted = [n["text"] for n in record["notes"] if n["text"].startswith("submitted to")]
+        assert len(submitted) == 1, record["notes"]
+    name = f"cosmos-{result.json()['batch_id']}"
+    lines = slurm.jobcomp_file(lab.paths).read_text().splitlines()[jobcomp_before:]
+    ours = [_fields(line) for line in lines if f"Name={name} " in f"{line} "]
+    assert {f["ArrayJobId"] for f in ours} == job_ids, ours
+    assert sorted(f["ArrayTaskId"] for f in ours) == ["0", "1", "2", "3"], ours
+    assert (state / "tmp" / "slurm.log").read_text().count("Submit | Submit the array") == 1
+
+
+def _submitted_and_one_running(state: Path) -> bool:
+    """Every run has its Slurm task recorded and at least one runs."""
+    found = records(state).values()
+    submitted = len(found) == 4 and all(r.get("slurm_job_id") for r in found)
+    return submitted and any(r["state"] == "running" for r in found)
+
+
+def _fields(line: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in line.split() if "=" in item)
