@@ -1,5 +1,6 @@
-"""Resume: match a batch's records with the containers its hosts still have, so a re-run
-re-attaches to running containers, collects finished ones, and starts only the rest."""
+"""Resume: match a batch's records with what the backend found of them (containers its
+hosts still have, or Slurm tasks), so a re-run re-attaches to running ones, collects
+finished ones, and starts only the rest (a run its place lost among them)."""
 
 from __future__ import annotations
 
