@@ -160,11 +160,17 @@ def first_video(names: list[str]) -> str | None:
     return next((n for n in names if n.lower().endswith(".mp4")), None)
 
 
-def find_batch(store: RunStore, text: str) -> BatchRecord | None:
-    """The batch whose id is `text` or starts with it, when exactly one does."""
-    matches = [b for b in store.list_batches() if b.batch_id.startswith(text)]
+def batches_matching(batches: list[BatchRecord], text: str) -> list[BatchRecord]:
+    """The batch whose id is `text`, else those whose id starts with it."""
+    matches = [b for b in batches if b.batch_id.startswith(text)]
     exact = [b for b in matches if b.batch_id == text]
-    return (exact or matches)[0] if len(exact) == 1 or len(matches) == 1 else None
+    return exact or matches
+
+
+def find_batch(batches: list[BatchRecord], text: str) -> BatchRecord | None:
+    """The batch `text` names (its id or a unique prefix of it), else None."""
+    matches = batches_matching(batches, text)
+    return matches[0] if len(matches) == 1 else None
 
 
 def _iso(moment: dt.datetime | None) -> str | None:

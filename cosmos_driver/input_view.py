@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from cosmos_driver.errors import ValidationError
-from cosmos_driver.multimodal import check_job_inputs
+from cosmos_driver.multimodal import CachedProbe, check_job_inputs
 from cosmos_driver.records import RunRecord
-from cosmos_driver.video import VideoInfo, probe
 
 
 @dataclass(frozen=True)
@@ -40,25 +39,7 @@ class JobInputs:
         return [v.modality for v in self.videos]
 
 
-class ProbeCache:
-    """Each file probed once while its size and mtime stay the same (a sweep's runs share
-    their inputs, and the view is reloaded often)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, int, int], VideoInfo] = {}
-
-    def __call__(self, path: Path) -> VideoInfo:
-        try:
-            stat = path.stat()
-        except OSError:
-            return probe(path, exact=True)  # names what is wrong with the file
-        key = (str(path), stat.st_size, stat.st_mtime_ns)
-        if key not in self._seen:
-            self._seen[key] = probe(path, exact=True)
-        return self._seen[key]
-
-
-def job_inputs(records: list[RunRecord], probe_file: ProbeCache) -> list[JobInputs]:
+def job_inputs(records: list[RunRecord], probe_file: CachedProbe) -> list[JobInputs]:
     """The inputs of the batch's jobs, once per set of jobs that share the same videos and
     output fps (a sweep's jobs, a job's dependent runs): a sweep of 1,000 runs is one entry."""
     groups: dict[tuple[Any, ...], list[RunRecord]] = {}
@@ -73,7 +54,7 @@ def job_inputs(records: list[RunRecord], probe_file: ProbeCache) -> list[JobInpu
     return found
 
 
-def _one_job(record: RunRecord, probe_file: ProbeCache) -> JobInputs:
+def _one_job(record: RunRecord, probe_file: CachedProbe) -> JobInputs:
     inputs = {m: Path(p) for m, p in record.inputs.items()}
     report = check_job_inputs(
         f"job {record.job_name}",
@@ -87,7 +68,7 @@ def _one_job(record: RunRecord, probe_file: ProbeCache) -> JobInputs:
     )
 
 
-def _video(modality: str, path: Path, probe_file: ProbeCache) -> InputVideo:
+def _video(modality: str, path: Path, probe_file: CachedProbe) -> InputVideo:
     try:
         info = probe_file(path)
     except (ValidationError, OSError) as exc:

@@ -123,7 +123,7 @@ def check_batch_inputs(
 ) -> tuple[list[str], list[str]]:
     """(problems, warnings) of every job of `batch`, all at once; each file is probed once,
     however many jobs use it. Each line names the batch file, the job and the input."""
-    probe_once = _CachedProbe()
+    probe_once = CachedProbe()
     problems: list[str] = []
     warnings = JobWarnings(str(batch.source))
     for job in batch.jobs:
@@ -148,14 +148,15 @@ def check_batch_inputs(
     return problems, warnings.lines()
 
 
-class _CachedProbe:
-    """probe() that remembers each path's facts, or its error, for the rest of a batch."""
+class CachedProbe:
+    """probe() that remembers each file's facts, or its error, while the file stays the same
+    (its size and mtime): for the rest of a batch, or for as long as the dashboard runs."""
 
     def __init__(self) -> None:
-        self.results: dict[Path, VideoInfo | ValidationError] = {}
+        self.results: dict[tuple[Path, int, int], VideoInfo | ValidationError] = {}
 
     def __call__(self, path: Path) -> VideoInfo:
-        key = Path(path).resolve()
+        key = _file_key(Path(path))
         if key not in self.results:
             try:
                 self.results[key] = probe(path)
@@ -165,6 +166,15 @@ class _CachedProbe:
         if isinstance(result, ValidationError):
             raise result
         return result
+
+
+def _file_key(path: Path) -> tuple[Path, int, int]:
+    """Where a file is and which version of it: a changed file is probed again."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return (path.resolve(), -1, -1)  # probe() names what is wrong with it
+    return (path.resolve(), stat.st_size, stat.st_mtime_ns)
 
 
 def _reference(videos: dict[str, VideoInfo]) -> tuple[str, VideoInfo] | None:

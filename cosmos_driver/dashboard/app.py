@@ -36,7 +36,8 @@ from cosmos_driver.dashboard.pages import (
     log_tail,
     run_context,
 )
-from cosmos_driver.input_view import ProbeCache, job_inputs
+from cosmos_driver.input_view import job_inputs
+from cosmos_driver.multimodal import CachedProbe
 from cosmos_driver.records import ENDED_STATES, BatchRecord, RunRecord
 from cosmos_driver.store import RunStore
 
@@ -54,7 +55,7 @@ class Dashboard:
 
     def __post_init__(self) -> None:
         self.templates = environment()
-        self.probe = ProbeCache()
+        self.probe = CachedProbe()
         self.records = RecordCache()
 
     async def page(self, name: str, **context: Any) -> HTMLResponse:
@@ -66,7 +67,8 @@ class Dashboard:
 
     def batch(self, request: Request) -> BatchRecord:
         batch_id = request.path_params["batch_id"]
-        found = find_batch(self.store, batch_id) if access.valid_id(batch_id) else None
+        valid = access.valid_id(batch_id)
+        found = find_batch(self.store.list_batches(), batch_id) if valid else None
         if found is None:
             raise NotFound(f"no batch {batch_id!r}")
         return found

@@ -10,7 +10,14 @@ from typing import Any
 
 import jinja2
 
-from cosmos_driver.batch_view import RecordCache, batch_runs, run_row, summarize
+from cosmos_driver.batch_view import (
+    BatchSummary,
+    RecordCache,
+    RunRow,
+    batch_runs,
+    run_row,
+    summarize,
+)
 from cosmos_driver.host_contract import CONTAINER_LOG, SPEC_FILE
 from cosmos_driver.records import BatchRecord, RunRecord
 from cosmos_driver.store import RunStore
@@ -47,26 +54,25 @@ def batch_context(
     store: RunStore, batch: BatchRecord, cache: RecordCache | None = None
 ) -> dict[str, Any]:
     """What the batch page and the report show: the summary, a row per run, the sweeps."""
-    records = batch_runs(store, batch, cache)
-    now = dt.datetime.now(dt.UTC)
-    rows = [run_row(r, now) for r in records]
-    return {
-        "summary": summarize(batch, records),
-        "rows": rows,
-        "grids": sweep_grids(rows),
-        "states": sorted({row.state for row in rows}),
-    }
+    summary, rows = _summary_and_rows(store, batch, cache)
+    return {"summary": summary, "rows": rows, "grids": sweep_grids(rows)}
 
 
 def batch_json(
     store: RunStore, batch: BatchRecord, cache: RecordCache | None = None
 ) -> dict[str, Any]:
-    """The live table's data: the summary and every row, as the page's script reads it."""
-    context = batch_context(store, batch, cache)
-    return {
-        "summary": context["summary"].to_json(),
-        "runs": [row.to_json() for row in context["rows"]],
-    }
+    """The live table's data, polled every second: the summary and every row (no grids:
+    the page lays them out once and the script only fills them in)."""
+    summary, rows = _summary_and_rows(store, batch, cache)
+    return {"summary": summary.to_json(), "runs": [row.to_json() for row in rows]}
+
+
+def _summary_and_rows(
+    store: RunStore, batch: BatchRecord, cache: RecordCache | None
+) -> tuple[BatchSummary, list[RunRow]]:
+    records = batch_runs(store, batch, cache)
+    now = dt.datetime.now(dt.UTC)
+    return summarize(batch, records), [run_row(r, now) for r in records]
 
 
 def run_context(store: RunStore, record: RunRecord) -> dict[str, Any]:

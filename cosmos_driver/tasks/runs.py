@@ -9,6 +9,7 @@ from pathlib import Path
 from invoke import task
 from rich.table import Table
 
+from cosmos_driver.batch_view import batch_runs, batches_matching, find_batch
 from cosmos_driver.errors import StoreError, ValidationError
 from cosmos_driver.host_contract import CONTAINER_LOG
 from cosmos_driver.kill import kill_runs
@@ -65,12 +66,11 @@ def _batch_runs(store: RunStore, batch_id: str | None) -> tuple[str, list[RunRec
     if batch_id is None:
         chosen = max(batches, key=lambda b: b.submitted_at)
     else:
-        matches = [b for b in batches if b.batch_id.startswith(batch_id)]
-        if len(matches) != 1:
-            raise StoreError(f"{batch_id!r} matches {len(matches)} batches; see `invoke runs`")
-        chosen = matches[0]
-    records = [r for r in (store.load_run(i) for i in chosen.run_ids) if r is not None]
-    return chosen.batch_id, records
+        chosen = find_batch(batches, batch_id)
+        if chosen is None:
+            count = len(batches_matching(batches, batch_id))
+            raise StoreError(f"{batch_id!r} matches {count} batches; see `invoke runs`")
+    return chosen.batch_id, batch_runs(store, chosen)
 
 
 @task(

@@ -99,7 +99,7 @@ def report(c, batch=None, output=None, state_dir=None, json=False):
             "report needs --batch ID (a batch id or its prefix; see `cosmos runs`)"
         )
     store = state_store(state_dir)
-    found = find_batch(store, batch)
+    found = find_batch(store.list_batches(), batch)
     if found is None:
         raise StoreError(f"no single batch matches {batch!r} in {store.root}; see `cosmos runs`")
     target = Path(output or f"report-{found.batch_id}.html")

@@ -3,22 +3,15 @@ test, the checkpoint state and problems, the disk, and the notes, branch by bran
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jinja2
 
-from cosmos_driver.content import COLLECTION, COLLECTIONS_PATH
+from cosmos_driver.content import COLLECTION
+from tests.fakes.plays import load_filter, run_local_play
 
-spec = importlib.util.spec_from_file_location(
-    "cosmos_filter_health_report", COLLECTION / "plugins" / "filter" / "health_report.py"
-)
-health = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(health)
+health = load_filter("health_report")
 
 SKIPPED = {"skipped": True, "changed": False, "false_condition": "cosmos_health_has_gpus"}
 GPU = {"index": 0, "name": "NVIDIA H100 80GB HBM3", "memory_total": 81559, "uuid": "GPU-0"}
@@ -411,15 +404,7 @@ def _evaluate(tmp_path: Path, gpu_count: int, smi: dict, smoke: dict) -> dict:
         skipped=json.dumps(SKIPPED),
         smoke=json.dumps(smoke),
     )
-    (tmp_path / "play.yml").write_text(play)
-    out = tmp_path / "seen.json"
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH)}
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "play.yml",
-         "-e", f"out={out}", "-e", f"ansible_python_interpreter={sys.executable}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:]
+    out = run_local_play(tmp_path, play)
     return json.loads(out.read_text())
 
 

@@ -3,27 +3,14 @@ branch of every message, on registered results shaped as the role's probes regis
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from cosmos_driver.content import COLLECTION, COLLECTIONS_PATH
+from cosmos_driver.content import COLLECTION
+from tests.fakes.plays import load_filter, run_local_play
 
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f"cosmos_filter_{name}", COLLECTION / "plugins" / "filter" / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-preflight = _load("preflight_checks")
-df = _load("df")
+preflight = load_filter("preflight_checks")
+df = load_filter("df")
 
 SKIPPED = {"skipped": True, "changed": False, "false_condition": "cosmos_preflight_has_gpus"}
 RUNNING = {
@@ -452,15 +439,7 @@ def _evaluate(tmp_path: Path, gpu_count: int, driver: dict) -> tuple[dict, dict]
         driver=json.dumps(driver),
         skipped=json.dumps(SKIPPED),
     )
-    (tmp_path / "play.yml").write_text(play)
-    out = tmp_path / "seen.json"
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH)}
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "play.yml",
-         "-e", f"out={out}", "-e", f"ansible_python_interpreter={sys.executable}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:]
+    out = run_local_play(tmp_path, play)
     return json.loads(out.read_text()), json.loads(Path(f"{out}.before").read_text())
 
 
