@@ -83,8 +83,9 @@ class BatchRunner:
         if self.slurm is None:
             return SshHosts(self.lifecycle, self.gpu_counts, self.on_hosts)
         log_path = self.store.root / "tmp" / "slurm.log"
+        life = self.lifecycle
         calls = SlurmCalls(
-            self.adapter, self.slurm.login, self.lifecycle.stop, self.lifecycle.paths, log_path
+            self.adapter, self.slurm.login, life.stop, life.paths, log_path, life.retry
         )
         return SlurmBackend(self.lifecycle, self.slurm, calls)
 

@@ -2,7 +2,8 @@
 
 Works from a fresh process and beside a running `infer`. A cancel marker in the run's
 folder tells the driver of the batch (if one runs) to end the run as cancelled and not to
-start it; with no driver alive, kill stops, collects and records the run itself."""
+start it; with no driver alive, kill stops, collects and records the run itself. A run in
+Slurm is stopped by scancel of its task (slurm_kill.py), not on the login host."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from cosmos_driver.errors import ExecutionError
 from cosmos_driver.records import ENDED_STATES, RunRecord, RunState
 from cosmos_driver.run.lifecycle import JobLifecycle
 from cosmos_driver.run.types import HostDown, PhaseFailed, RunRef
+from cosmos_driver.slurm_kill import SlurmKill, in_slurm
 from cosmos_driver.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,9 @@ class Killer:
 
     def _beside_driver(self, ref: RunRef, record: RunRecord) -> RunRecord:
         """Stop the container; the live driver collects and records it as cancelled."""
-        if record.host and record.state is not RunState.PENDING:
+        if in_slurm(record):
+            SlurmKill(self.lifecycle).scancel(record, self.grace)
+        elif record.host and record.state is not RunState.PENDING:
             self._stop(ref, record.host)
         deadline = time.monotonic() + self.grace + DRIVER_SETTLE_SECONDS
         while time.monotonic() < deadline:
@@ -66,6 +70,8 @@ class Killer:
         """No driver runs this batch: stop, collect and record the run here."""
         if not record.host or record.state is RunState.PENDING:
             return self.lifecycle.judge(ref, None, None, None)
+        if in_slurm(record):
+            SlurmKill(self.lifecycle).scancel(record, self.grace)
         collect_problem = self.lifecycle.collect(ref, record.host, grace=self.grace)
         return self.lifecycle.judge(ref, None, None, collect_problem)
 

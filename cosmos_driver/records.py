@@ -110,8 +110,11 @@ class RunRecord:
     inputs: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
     sweep: dict[str, Any] = field(default_factory=dict)
-    # The Slurm backend's array job and this run's task in it (None on SSH hosts).
+    # The Slurm backend's array job and this run's task in it (None on SSH hosts); the job
+    # name and task are recorded before sbatch, the job id after, so a driver that died in
+    # between finds the array again by its name (resume).
     slurm_job_id: str | None = None
+    slurm_job_name: str | None = None
     slurm_array_task_id: int | None = None
     # The user's verdict on the output: a rating of 1-5 and a comment (`cosmos ui`).
     rating: int | None = None

@@ -12,10 +12,11 @@ import time
 from dataclasses import dataclass, field
 
 from cosmos_driver.backend import FoundContainers, Wake
+from cosmos_driver.errors import ExecutionError
 from cosmos_driver.inventory import SlurmSettings
 from cosmos_driver.records import FailureReason, RunRecord, RunState
 from cosmos_driver.run import files, verdicts
-from cosmos_driver.run.lifecycle import JobLifecycle
+from cosmos_driver.run.lifecycle import JobLifecycle, progress_in
 from cosmos_driver.run.types import (
     DriverStopping,
     Exit,
@@ -24,7 +25,7 @@ from cosmos_driver.run.types import (
     PreparedRun,
     Verdict,
 )
-from cosmos_driver.slurm_calls import SlurmCalls
+from cosmos_driver.slurm_calls import SlurmCalls, job_name
 from cosmos_driver.slurm_states import SlurmState
 from cosmos_driver.slurm_submit import SubmissionGroups, Submitted
 
@@ -38,8 +39,12 @@ LOST_AFTER_SECONDS = 120.0
 
 @dataclass
 class _Poll:
+    """An array's latest poll, shared by the runs waiting on it (`watching`, by task)."""
+
     at: float = 0.0
     states: dict[int, SlurmState] = field(default_factory=dict)
+    tails: dict[str, list[str]] = field(default_factory=dict)
+    watching: dict[int, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -50,7 +55,7 @@ class SlurmBackend:
         self.lifecycle = lifecycle
         self.settings = settings
         self.calls = calls
-        self.groups = SubmissionGroups(calls.submit, settings.max_parallel, lifecycle.stop)
+        self.groups = SubmissionGroups(self._submit, settings.max_parallel, lifecycle.stop)
         self.on_room: Wake | None = None
         self._held: set[str] = set()
         self._submitted: dict[str, Submitted] = {}
@@ -78,9 +83,11 @@ class SlurmBackend:
     def find_in_flight(self, batch_id: str, records: list[RunRecord]) -> FoundContainers:
         """Resume: one poll per array the records name. A task Slurm lists (queued, or
         ended in the jobcomp file) is found, to be waited for and collected; a task it
-        knows nothing of is lost (submitted again); a poll that fails cannot tell."""
+        knows nothing of is lost (submitted again); a poll that fails cannot tell. Runs
+        whose job id was never recorded are looked for by their array's job name first."""
         by_run: dict[str, str] = {}
         lost: dict[str, str] = {}
+        records = self._with_found_job_ids(batch_id, records, lost)
         for job_id, tasks in _arrays(records).items():
             states = self._poll_at_resume(job_id)
             for run_id, task in tasks.items():
@@ -93,16 +100,47 @@ class SlurmBackend:
         log.info("batch %s: %d run(s) found in Slurm, %d lost", batch_id, len(by_run), len(lost))
         return FoundContainers(by_run, frozenset(), lost)
 
+    def _with_found_job_ids(
+        self, batch_id: str, records: list[RunRecord], lost: dict[str, str]
+    ) -> list[RunRecord]:
+        """`records`, those submitted under a job name but without a job id given the id of
+        the array Slurm knows by that name (and recorded); a name it does not know is lost."""
+        named = {r.run_id: r.slurm_job_name for r in records if not r.slurm_job_id}
+        named = {run_id: name for run_id, name in named.items() if name}
+        if not named:
+            return records
+        job_ids = self._find(batch_id, sorted({name or "" for name in named.values()}))
+        found = []
+        for record in records:
+            if record.run_id in named and record.slurm_job_name in job_ids:
+                record = self.lifecycle.update(record.run_id, lambda r: _found(r, job_ids))
+            elif record.run_id in named:
+                lost[record.run_id] = f"job name {record.slurm_job_name}"
+            found.append(record)
+        return found
+
+    def _find(self, batch_id: str, names: list[str]) -> dict[str, str]:
+        """The job ids of `names`; a resume that cannot ask stops, as submitting them
+        again might run them twice."""
+        try:
+            return self.calls.find(batch_id, names)
+        except PhaseFailed as failed:
+            raise ExecutionError(
+                f"cannot look for the Slurm arrays {', '.join(names)} on "
+                f"{self.settings.login}: {failed.verdict.detail}; nothing was submitted: run "
+                "the same command again once the login host answers"
+            ) from failed
+
     def _poll_at_resume(self, job_id: str) -> dict[int, SlurmState] | None:
         """The array's task states, kept as its first poll; None when the poll failed."""
         try:
-            states = self.calls.poll(job_id)
+            polled = self.calls.poll(job_id)
         except PhaseFailed as failed:
             log.warning("cannot poll Slurm job %s at resume: %s", job_id, failed.verdict.detail)
             return None
         with self._lock:
-            self._polls[job_id] = _Poll(time.monotonic(), states)
-        return states
+            self._polls[job_id] = _Poll(time.monotonic(), polled.states, polled.tails)
+        return polled.states
 
     def never_fits(self, run: PreparedRun) -> Verdict | None:
         if run.job.gpus <= self.settings.gpus_per_node:
@@ -115,6 +153,18 @@ class SlurmBackend:
 
     def unavailable(self, where: str) -> str | None:
         return None if where == self.settings.login else f"{where} is not this cluster's login host"
+
+    def _submit(self, group: str, runs: list[PreparedRun]) -> str:
+        """Record each run's job name and task first, then sbatch the array: a driver that
+        dies before it records the job id finds the array again by that name."""
+        name = job_name(group)
+        for task, run in enumerate(runs):
+
+            def named(record: RunRecord, task: int = task) -> None:
+                record.slurm_job_name, record.slurm_array_task_id = name, task
+
+            self.lifecycle.update(run.run_id, named)
+        return self.calls.submit(group, runs)
 
     def launch(self, run: PreparedRun, placement: Placement) -> Placement | None:
         """Join the run's submission group; back once its array is in Slurm."""
@@ -148,14 +198,14 @@ class SlurmBackend:
         asked = False
         while True:
             asked = asked or self._cancel_if_asked(run, submitted)
-            state = self._state(submitted)
+            state = self._state(run.run_id, submitted)
             if state is not None and state.ended:
                 if deadline is None and _ran(state):  # it ran between two polls
                     self.lifecycle.update(run.run_id, lambda r: _running(r, host))
                 return self._ended(run, host, state)
-            if state is not None and state.state is RunState.RUNNING and deadline is None:
-                deadline = time.monotonic() + run.job.timeout
-                self.lifecycle.update(run.run_id, lambda r: _running(r, host))
+            if state is not None and state.state is RunState.RUNNING:
+                deadline = deadline or self._started(run, host)
+                self._note_progress(run.run_id, submitted)
             if deadline is not None and time.monotonic() >= deadline:
                 self.calls.cancel(submitted.job_id, [submitted.task])
                 return Exit(finished=False)
@@ -164,6 +214,11 @@ class SlurmBackend:
                 raise PhaseFailed(Verdict(FailureReason.HOST_UNREACHABLE, detail))
             if self.lifecycle.stop.wait(POLL_INTERVAL_SECONDS):
                 raise DriverStopping(run.run_id)
+
+    def _started(self, run: PreparedRun, host: str) -> float:
+        """A task first seen running: recorded as running; its job's timeout counts now."""
+        self.lifecycle.update(run.run_id, lambda r: _running(r, host))
+        return time.monotonic() + run.job.timeout
 
     def _cancel_if_asked(self, run: PreparedRun, submitted: Submitted) -> bool:
         """`kill` left a cancel marker: scancel the task (Slurm stops its container); the
@@ -174,15 +229,37 @@ class SlurmBackend:
         self.lifecycle.note(run.run_id, f"scancel {submitted.job_id}_{submitted.task}")
         return True
 
-    def _state(self, submitted: Submitted) -> SlurmState | None:
-        """The task's state from its array's latest poll (one poll per interval per array)."""
-        with self._lock:
-            poll = self._polls.setdefault(submitted.job_id, _Poll())
+    def _state(self, run_id: str, submitted: Submitted) -> SlurmState | None:
+        """The task's state from its array's latest poll (one poll per interval per array,
+        which reads the log tails of the array's running tasks too)."""
+        poll = self._poll_of(submitted.job_id)
         with poll.lock:
+            poll.watching[submitted.task] = run_id
             if time.monotonic() - poll.at >= POLL_INTERVAL_SECONDS / 2:
-                poll.states = self.calls.poll(submitted.job_id)
-                poll.at = time.monotonic()
-            return poll.states.get(submitted.task)
+                running = [
+                    watched
+                    for task, watched in poll.watching.items()
+                    if (seen := poll.states.get(task)) is not None
+                    and seen.state is RunState.RUNNING
+                ]
+                polled = self.calls.poll(submitted.job_id, running)
+                poll.states, poll.tails, poll.at = polled.states, polled.tails, time.monotonic()
+            state = poll.states.get(submitted.task)
+            if state is not None and state.ended:
+                poll.watching.pop(submitted.task, None)
+            return state
+
+    def _poll_of(self, job_id: str) -> _Poll:
+        with self._lock:
+            return self._polls.setdefault(job_id, _Poll())
+
+    def _note_progress(self, run_id: str, submitted: Submitted) -> None:
+        """The diffusion step of a running task, from its log tail of the latest poll."""
+        poll = self._poll_of(submitted.job_id)
+        with poll.lock:
+            progress = progress_in(poll.tails.pop(run_id, []))
+        if progress is not None:
+            self.lifecycle.update(run_id, lambda r: setattr(r, "progress", progress))
 
     def _ended(self, run: PreparedRun, host: str, state: SlurmState) -> Exit:
         """An ended task: collect its run folder; its exit as the task script saved it."""
@@ -226,8 +303,18 @@ class SlurmBackend:
 
 def _staging(record: RunRecord, host: str) -> None:
     record.host = host
-    record.slurm_job_id, record.slurm_array_task_id = None, None
+    record.slurm_job_id, record.slurm_job_name, record.slurm_array_task_id = None, None, None
     record.move_to(RunState.STAGING)
+
+
+def _found(record: RunRecord, job_ids: dict[str, str]) -> None:
+    """A run submitted by a driver that died before it recorded the array's job id."""
+    assert record.slurm_job_name is not None
+    record.slurm_job_id = job_ids[record.slurm_job_name]
+    record.note(
+        f"found in Slurm by job name {record.slurm_job_name}: "
+        f"{record.slurm_job_id}_{record.slurm_array_task_id}"
+    )
 
 
 def _ran(state: SlurmState) -> bool:

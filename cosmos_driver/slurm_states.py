@@ -106,3 +106,20 @@ def _ended_task(job_id: str, line: str) -> tuple[int | None, str]:
     if job != job_id or not task.isdigit():
         return None, ""
     return int(task), state
+
+
+def jobs_by_name(rows: list[str], names: frozenset[str]) -> dict[str, str]:
+    """The array job id of each of `names` found in squeue rows `<array job>|<name>`
+    (`squeue -h -r -o '%F|%j'`), jobcomp lines (`Name=… ArrayJobId=…`) or sacct rows
+    `<job>_<task>|<name>`; names not found are left out."""
+    found: dict[str, str] = {}
+    for row in rows:
+        if "=" in row:
+            fields = dict(item.split("=", 1) for item in row.split() if "=" in item)
+            job, name = fields.get("ArrayJobId", ""), fields.get("Name", "")
+        else:
+            raw, _, name = row.strip().partition("|")
+            job = raw.partition("_")[0]
+        if name in names and job.isdigit():
+            found[name] = job
+    return found

@@ -229,11 +229,16 @@ def _note_wait(record: RunRecord, data: dict[str, Any]) -> None:
     record.container_finished_at = data.get("finished_at") or record.container_finished_at
     if data.get("finished"):
         record.exit_code = int(data["exit_code"])
-    for line in reversed(data.get("log_tail") or []):
+    record.progress = progress_in(data.get("log_tail") or []) or record.progress
+
+
+def progress_in(log_tail: list[str]) -> Progress | None:
+    """The latest diffusion step (`12/35 [`, as tqdm writes it) in a log tail, if any."""
+    for line in reversed(log_tail):
         found = PROGRESS.search(line)
         if found:
-            record.progress = Progress(int(found[1]), int(found[2]))
-            break
+            return Progress(int(found[1]), int(found[2]))
+    return None
 
 
 def _exit_from(data: dict[str, Any], record: RunRecord) -> Exit:

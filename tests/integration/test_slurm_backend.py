@@ -88,13 +88,15 @@ def test_a_sweep_runs_on_slurm_as_one_array_and_every_run_is_collected(
         ]  # fmt: skip
     tasks = jobcomp_tasks(lab, job_id)
     assert {task: r["JobState"] for task, r in tasks.items()} == dict.fromkeys("0123", "COMPLETED")
-    assert {r["Name"] for r in tasks.values()} == {f"cosmos-{result.json()['batch_id']}"}
+    assert {r["Name"] for r in tasks.values()} == {record["slurm_job_name"]}
+    assert record["slurm_job_name"].startswith(f"cosmos-{result.json()['batch_id']}.1gpu.")
     slurm_log = (state / "tmp" / "slurm.log").read_text()
     assert slurm_log.count("Submit | Submit the array") == 1, "more than one sbatch"
 
 
 def test_the_array_is_named_and_commented_with_the_run_ids(lab, slurm_inventory, tmp_path):
-    """While a run is in Slurm, squeue finds it by the batch's name and its run id."""
+    """While a run is in Slurm, squeue shows it by its array's job name (the batch id,
+    GPU shape and group) and its run id as the comment."""
     batch = write_batch(tmp_path, "slurm-named", [job("named", env={"COSMOS_SIM_DURATION": "8"})])
     state = tmp_path / "state"
     env = dict(os.environ, **slurm.client_env(lab.paths))
@@ -116,7 +118,8 @@ def test_the_array_is_named_and_commented_with_the_run_ids(lab, slurm_inventory,
         out, err = infer.communicate(timeout=300)
     assert infer.returncode == 0, out + err
     (run,) = json.loads(out)["runs"]
-    assert seen == {f"cosmos-{json.loads(out)['batch_id']}|{run['run_id']}"}, seen
+    assert seen == {f"{run['slurm_job_name']}|{run['run_id']}"}, seen
+    assert run["slurm_job_name"].startswith(f"cosmos-{json.loads(out)['batch_id']}.1gpu."), run
 
 
 def test_a_failing_and_an_overdue_run_end_with_their_reasons(lab, slurm_inventory, tmp_path):
@@ -142,13 +145,17 @@ def test_a_failing_and_an_overdue_run_end_with_their_reasons(lab, slurm_inventor
     assert lab.containers(f"cosmos.batch_id={result.json()['batch_id']}") == []
 
 
-def test_kill_from_another_terminal_scancels_the_task(lab, slurm_inventory, tmp_path):
+def test_a_running_task_shows_its_step_and_kill_from_another_terminal_scancels_it(
+    lab, slurm_inventory, tmp_path
+):
     batch = write_batch(tmp_path, "slurm-kill", [job("long", env={"COSMOS_SIM_DURATION": "120"})])
     state = tmp_path / "state"
     infer = start_infer(batch, state, slurm_inventory)
     try:
         assert wait_until(lambda: _states(state) == ["running"], 120, 0.5), _states(state)
         (run_id,) = records(state)
+        # Its diffusion step, from the log tail each poll of the array reads.
+        assert wait_until(lambda: records(state)[run_id]["progress"], 60, 0.5), records(state)
         killed = cosmos("kill", "--run", run_id, "--grace", "5", "--state-dir", str(state),
                         "--inventory", str(slurm_inventory), "--json")  # fmt: skip
         assert killed.code == 0, killed.stderr
@@ -162,16 +169,81 @@ def test_kill_from_another_terminal_scancels_the_task(lab, slurm_inventory, tmp_
     assert lab.containers(f"cosmos.run_id={run_id}") == []
 
 
+def test_kill_with_no_driver_alive_scancels_the_task_and_records_it_cancelled(
+    lab, slurm_inventory, tmp_path
+):
+    """The driver is killed -9 while its run is in Slurm; `cosmos kill` alone scancels the
+    task, waits for Slurm to end it, collects the log from the shared filesystem."""
+    batch = write_batch(
+        tmp_path, "slurm-kill-alone", [job("long", env={"COSMOS_SIM_DURATION": "120"})]
+    )
+    state = tmp_path / "state"
+    first = subprocess.Popen(
+        [COSMOS, "infer", "--batch", str(batch), "--state-dir", str(state),
+         "--inventory", str(slurm_inventory), "--json"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: _states(state) == ["running"], 120, 0.5), _states(state)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(30)
+    (run_id,) = records(state)
+    killed = cosmos("kill", "--run", run_id, "--grace", "5", "--state-dir", str(state),
+                    "--inventory", str(slurm_inventory), "--json")  # fmt: skip
+    assert killed.code == 0, killed.stderr
+    record = records(state)[run_id]
+    assert (record["state"], record["failure"]["reason"]) == ("cancelled", "cancelled"), record
+    job_id, task = record["slurm_job_id"], str(record["slurm_array_task_id"])
+    assert f"scancel {job_id}_{task}" in [note["text"] for note in record["notes"]]
+    assert jobcomp_tasks(lab, job_id)[task]["JobState"] == "CANCELLED"
+    container_log = (state / "runs" / run_id / "logs" / "container.log").read_text()
+    assert "exitcode  : 143" in container_log  # the container got Slurm's SIGTERM
+    assert lab.containers(f"cosmos.run_id={run_id}") == []
+
+
+def test_the_same_batch_file_runs_unchanged_on_ssh_hosts_and_on_slurm(
+    lab, slurm_inventory, tmp_path
+):
+    """One batch file, two inventories: the lab's SSH hosts, then its Slurm. The same runs
+    succeed on both with the same outputs; only the Slurm records name a job and task."""
+    sweep = {"guidance": [3, 7]}
+    batch = write_batch(tmp_path, "both-backends", [job("both", **sweep), job("single")])
+    text = batch.read_bytes()
+    results = {}
+    for backend, inventory in (("ssh", lab.inventory), ("slurm", slurm_inventory)):
+        state = tmp_path / backend
+        result = infer_json(batch, state, inventory)
+        assert result.code == 0, backend + result.stdout + result.stderr
+        results[backend] = {run["run_id"]: run for run in result.json()["runs"]}
+        for run_id, run in results[backend].items():
+            assert run["state"] == "succeeded", (backend, run["failure"])
+            assert decodes(state / "runs" / run_id / "outputs" / "output.mp4"), (backend, run_id)
+    assert batch.read_bytes() == text
+    ssh, on_slurm = results["ssh"], results["slurm"]
+    assert sorted(ssh) == sorted(on_slurm) and len(ssh) == 3
+    assert {run["host"] for run in ssh.values()} <= {"lab-1", "lab-2"}
+    assert all(run["slurm_job_id"] is None for run in ssh.values())
+    assert {run["host"] for run in on_slurm.values()} == {LOGIN}
+    assert all(run["slurm_job_id"] for run in on_slurm.values())
+    for run_id in ssh:
+        assert ssh[run_id]["parameters"] == on_slurm[run_id]["parameters"]
+        assert ssh[run_id]["outputs"] == on_slurm[run_id]["outputs"]
+
+
 def _states(state: Path) -> list[str]:
     return [r["state"] for r in records(state).values()]
 
 
+@pytest.mark.parametrize("job_ids_recorded", [True, False], ids=["ids-recorded", "ids-lost"])
 def test_the_same_infer_after_kill_9_adopts_the_array_and_submits_nothing_again(
-    lab, slurm_inventory, tmp_path
+    lab, slurm_inventory, tmp_path, job_ids_recorded
 ):
     """The driver (its whole process group) is killed -9 while the array runs; the same
     `cosmos infer` finds the tasks in Slurm by their recorded job and task ids, waits for
-    them and collects them. Slurm itself shows one array job for the batch's job name."""
+    them and collects them. Slurm itself shows one array job for the batch's job name.
+    ids-lost: the records lose their job ids, as when the driver dies between sbatch and
+    recording them; the resume finds the array by the job name recorded before sbatch."""
     sweep = {"guidance": [3, 7], "seed": [1, 2]}
     env = {"COSMOS_SIM_DURATION": "20"}
     batch = write_batch(tmp_path, "slurm-resume", [job("resume", env=env, **sweep)])
@@ -189,6 +261,8 @@ def test_the_same_infer_after_kill_9_adopts_the_array_and_submits_nothing_again(
         first.wait(30)
     before = records(state)
     assert not all(r["state"] == "succeeded" for r in before.values()), before
+    if not job_ids_recorded:
+        _forget_job_ids(state)
     result = infer_json(batch, state, slurm_inventory)
     assert result.code == 0, result.stdout + result.stderr
     runs = result.json()["runs"]
@@ -200,13 +274,25 @@ def test_the_same_infer_after_kill_9_adopts_the_array_and_submits_nothing_again(
     for run_id, record in after.items():
         assert decodes(state / "runs" / run_id / "outputs" / "output.mp4"), run_id
         submitted = [n["text"] for n in record["notes"] if n["text"].startswith("submitted to")]
-        assert len(submitted) == 1, record["notes"]
-    name = f"cosmos-{result.json()['batch_id']}"
+        found = [n["text"] for n in record["notes"] if n["text"].startswith("found in Slurm")]
+        # One way or the other, never both: its id as sbatch gave it, or found by its name.
+        assert (len(submitted), len(found)) == ((1, 0) if job_ids_recorded else (0, 1)), record
+    name = f"cosmos-{result.json()['batch_id']}."
     lines = slurm.jobcomp_file(lab.paths).read_text().splitlines()[jobcomp_before:]
-    ours = [_fields(line) for line in lines if f"Name={name} " in f"{line} "]
+    ours = [_fields(line) for line in lines if f"Name={name}" in line]
     assert {f["ArrayJobId"] for f in ours} == job_ids, ours
     assert sorted(f["ArrayTaskId"] for f in ours) == ["0", "1", "2", "3"], ours
     assert (state / "tmp" / "slurm.log").read_text().count("Submit | Submit the array") == 1
+
+
+def _forget_job_ids(state: Path) -> None:
+    """Each record as a driver killed right after sbatch leaves it: staging, job name and
+    task recorded, no job id."""
+    for path in (state / "runs").glob("*/run.json"):
+        record = json.loads(path.read_text())
+        record["slurm_job_id"], record["state"] = None, "staging"
+        record["notes"] = [n for n in record["notes"] if not n["text"].startswith("submitted")]
+        path.write_text(json.dumps(record))
 
 
 def _submitted_and_one_running(state: Path) -> bool:

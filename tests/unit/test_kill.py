@@ -20,6 +20,7 @@ from cosmos_driver.records import FailureReason, RunRecord, RunState
 from cosmos_driver.run.lifecycle import JobLifecycle
 from cosmos_driver.run.phases import RetryPolicy
 from cosmos_driver.store import RunStore
+from tests.fakes.slurm import Array, FakeSlurm
 
 BATCH_ID = "demo-0123abcd"
 GRACE = 3
@@ -227,3 +228,56 @@ def test_a_driver_that_never_records_the_cancel_is_done_for_by_kill(
     assert adapter.playbooks_of(running.run_id) == ["job_stop.yml", "job_collect.yml"]
     assert record.state is RunState.CANCELLED
     assert record.failure.reason is FailureReason.CANCELLED
+
+
+def slurm_record(store: RunStore, job_id: str | None, name: str = "") -> RunRecord:
+    record = save(store, "in-slurm", RunState.RUNNING, host="login-1")
+    record.slurm_job_id, record.slurm_array_task_id = job_id, 0
+    record.slurm_job_name = name or f"cosmos-{BATCH_ID}.1gpu.0123abcd"
+    store.save_run(record)
+    return record
+
+
+@pytest.fixture
+def slurm(store, mp4) -> FakeSlurm:
+    return FakeSlurm(store, mp4, polls_running=0)
+
+
+def slurm_killer(store, slurm: FakeSlurm) -> Killer:
+    return Killer(JobLifecycle(slurm, store, retry=RetryPolicy(delays=())), GRACE)
+
+
+def test_a_run_in_slurm_is_scancelled_then_collected_and_ends_cancelled(store, slurm):
+    record = slurm_record(store, "100")
+    slurm.arrays.append(Array("100", 1, [record.run_id], name=record.slurm_job_name))
+    slurm.ends[record.run_id] = "CANCELLED"
+
+    (killed,) = slurm_killer(store, slurm).kill([record.run_id])
+
+    assert slurm.cancelled == [("100", [0])]
+    playbooks = [c.playbook for c in slurm.calls]
+    assert playbooks[:2] == ["slurm_cancel.yml", "slurm_poll.yml"]  # scancel, see it end
+    assert "job_stop.yml" not in playbooks
+    assert (killed.state, killed.failure.reason) == (RunState.CANCELLED, FailureReason.CANCELLED)
+    assert "scancel 100_0" in [note.text for note in killed.notes]
+
+
+def test_a_run_whose_job_id_was_never_recorded_is_found_by_name_and_scancelled(store, slurm):
+    record = slurm_record(store, None)
+    slurm.arrays.append(Array("107", 1, [record.run_id], name=record.slurm_job_name))
+    (killed,) = slurm_killer(store, slurm).kill([record.run_id])
+    assert slurm.cancelled == [("107", [0])]
+    assert killed.state is RunState.CANCELLED
+
+
+def test_beside_a_driver_a_run_in_slurm_is_scancelled_not_stopped_on_the_login_host(
+    store, slurm, driver
+):
+    record = slurm_record(store, "100")
+    slurm.arrays.append(Array("100", 1, [record.run_id], name=record.slurm_job_name))
+    concluder = mark_cancelled_later(store, record.run_id, 0.3)
+    (killed,) = slurm_killer(store, slurm).kill([record.run_id])
+    concluder.join()
+    assert slurm.cancelled == [("100", [0])]
+    assert [c.playbook for c in slurm.calls if c.playbook.startswith("job_")] == []
+    assert killed.failure.detail == "by the driver"

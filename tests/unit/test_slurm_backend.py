@@ -11,20 +11,23 @@ import pytest
 
 from cosmos_driver import slurm_backend, slurm_submit
 from cosmos_driver.backend import Backend, FoundContainers
+from cosmos_driver.errors import ExecutionError
 from cosmos_driver.inventory import SlurmSettings
 from cosmos_driver.model import Job
-from cosmos_driver.records import FailureReason, RunRecord, RunState
+from cosmos_driver.records import FailureReason, Progress, RunRecord, RunState
 from cosmos_driver.resume import ticket_for
 from cosmos_driver.run.lifecycle import JobLifecycle
+from cosmos_driver.run.phases import RetryPolicy
 from cosmos_driver.run.spec import prepare
 from cosmos_driver.run.types import PhaseFailed
 from cosmos_driver.scheduler import Scheduler, Ticket
 from cosmos_driver.slurm_backend import SlurmBackend
 from cosmos_driver.slurm_calls import SlurmCalls
-from tests.fakes.adapter import BATCH_ID, NO_RETRY
+from tests.fakes.adapter import BATCH_ID, NO_RETRY, unreachable
 from tests.fakes.slurm import Array, FakeSlurm
 
 LOGIN = "login-1"
+NAME = f"cosmos-{BATCH_ID}.1gpu.0123abcd"
 
 
 @pytest.fixture(autouse=True)
@@ -76,11 +79,14 @@ def test_four_runs_of_one_shape_go_as_one_array_and_succeed(store, fake, tmp_pat
     assert submit.limit == LOGIN
     assert submit.extravars["cosmos_slurm_comment"] == ",".join(fake.arrays[0].run_ids)
     assert submit.extravars["cosmos_slurm_gpus"] == 1
+    assert submit.extravars["cosmos_slurm_job_name"] == fake.arrays[0].name
+    assert fake.arrays[0].name.startswith(f"cosmos-{BATCH_ID}.1gpu.")
     tasks = set()
     for run in runs:
         record = store.load_run(run.run_id)
         assert record.state is RunState.SUCCEEDED, record.failure
         assert record.slurm_job_id == "100"
+        assert record.slurm_job_name == fake.arrays[0].name
         assert fake.arrays[0].run_ids[record.slurm_array_task_id] == run.run_id
         tasks.add(record.slurm_array_task_id)
         assert [t.state.value for t in record.history] == [
@@ -165,12 +171,17 @@ def test_a_cancel_marker_seen_while_waiting_scancels_the_task(store, fake, tmp_p
     assert "scancel 100_0" in [note.text for note in record.notes]
 
 
-def resume_all(store, fake, runs, polls_running: int) -> FoundContainers:
-    """As `infer` resumes: records in flight in array 100, found, then scheduled."""
+def resume_all(
+    store, fake, runs, polls_running: int, job_id: str | None = "100", name: str = NAME
+) -> FoundContainers:
+    """As `infer` resumes: records in flight in array `job_id` (or, with None, named but
+    without the job id, as a driver that died right after sbatch left them), found, then
+    scheduled."""
     for task, run in enumerate(runs):
         record = store.load_run(run.run_id)
-        record.host, record.slurm_job_id, record.slurm_array_task_id = LOGIN, "100", task
-        record.move_to(RunState.RUNNING)
+        record.host, record.slurm_job_id, record.slurm_array_task_id = LOGIN, job_id, task
+        record.slurm_job_name = name
+        record.move_to(RunState.RUNNING if job_id else RunState.STAGING)
         store.save_run(record)
     fake.polls_running = polls_running
     life = JobLifecycle(fake, store, retry=NO_RETRY)
@@ -221,3 +232,132 @@ def test_resume_submits_a_task_slurm_knows_nothing_of_once(store, fake, tmp_path
     record = store.load_run(run.run_id)
     assert record.state is RunState.SUCCEEDED, record.failure
     assert record.slurm_job_id == fake.arrays[0].job_id
+
+
+def test_each_run_records_its_job_name_and_task_before_the_sbatch(store, fake, tmp_path):
+    runs = make_runs(store, tmp_path, [1, 1])
+    seen_at_submit = {}
+    submit = fake._slurm_submit
+
+    def spying(extra):
+        for task, planned in enumerate(extra["cosmos_slurm_runs"]):
+            record = store.load_run(planned["run_id"])
+            seen_at_submit[record.run_id] = (record.slurm_job_name, record.slurm_array_task_id)
+            assert task == record.slurm_array_task_id
+        return submit(extra)
+
+    fake._slurm_submit = spying
+    run_all(store, fake, runs)
+    name = fake.arrays[0].name
+    assert sorted(seen_at_submit.values()) == [(name, 0), (name, 1)]
+
+
+def test_resume_finds_by_job_name_an_array_whose_job_id_was_never_recorded(store, fake, tmp_path):
+    runs = make_runs(store, tmp_path, [1, 1])
+    fake.arrays.append(Array("100", 1, [run.run_id for run in runs], name=NAME))
+    found = resume_all(store, fake, runs, polls_running=1, job_id=None)
+    assert found.lost == {}
+    assert submits(fake) == 0
+    finds = [c for c in fake.calls if c.playbook == "slurm_find.yml"]
+    assert [c.extravars["cosmos_slurm_find_names"] for c in finds] == [[NAME]]
+    for task, run in enumerate(runs):
+        record = store.load_run(run.run_id)
+        assert record.state is RunState.SUCCEEDED, record.failure
+        assert (record.slurm_job_id, record.slurm_array_task_id) == ("100", task)
+        assert f"found in Slurm by job name {NAME}: 100_{task}" in [n.text for n in record.notes]
+
+
+def test_resume_submits_once_a_run_whose_sbatch_never_ran(store, fake, tmp_path):
+    (run,) = make_runs(store, tmp_path, [1])  # named, but Slurm knows no job of that name
+    found = resume_all(store, fake, [run], polls_running=1, job_id=None)
+    assert found.lost == {run.run_id: f"job name {NAME}"}
+    assert submits(fake) == 1
+    record = store.load_run(run.run_id)
+    assert record.state is RunState.SUCCEEDED, record.failure
+    assert record.slurm_job_name == fake.arrays[0].name != NAME
+
+
+def test_resume_that_cannot_look_for_named_arrays_stops_and_submits_nothing(store, fake, tmp_path):
+    (run,) = make_runs(store, tmp_path, [1])
+    fake._slurm_find = lambda extra: unreachable("Find | Ask squeue for the arrays still held")
+    with pytest.raises(ExecutionError, match="nothing was submitted"):
+        resume_all(store, fake, [run], polls_running=1, job_id=None)
+    assert submits(fake) == 0
+
+
+def test_a_running_task_shows_the_diffusion_step_of_its_log_tail(store, fake, tmp_path):
+    (run,) = make_runs(store, tmp_path, [1])
+    fake.polls_running = 3
+    fake.log_lines[run.run_id] = ["Diffusion sampling:  34%|###  | 12/35 [00:04<00:08]"]
+    steps = []
+    life = JobLifecycle(fake, store, retry=NO_RETRY, on_change=lambda r: steps.append(r.progress))
+    calls = SlurmCalls(fake, LOGIN, life.stop, life.paths, store.root / "tmp" / "slurm.log")
+    backend = SlurmBackend(life, SlurmSettings(LOGIN, 4, 2), calls)
+    Scheduler(life, backend).run([Ticket(run)])
+    assert Progress(12, 35) in steps
+    assert [run.run_id] in fake.tails_asked  # only once the task was seen running
+    assert fake.tails_asked[0] == []
+
+
+def test_a_poll_that_finds_the_login_host_unreachable_is_tried_again(store, fake, tmp_path):
+    (run,) = make_runs(store, tmp_path, [1])
+    poll, failures = fake._slurm_poll, []
+
+    def flaky(extra):
+        if not failures:
+            failures.append(extra)
+            return unreachable("Poll | Ask squeue for the array's tasks still held")
+        return poll(extra)
+
+    fake._slurm_poll = flaky
+    life = JobLifecycle(fake, store, retry=NO_RETRY)
+    log_path = store.root / "tmp" / "slurm.log"
+    calls = SlurmCalls(fake, LOGIN, life.stop, life.paths, log_path, RetryPolicy((0.01,)))
+    Scheduler(life, SlurmBackend(life, SlurmSettings(LOGIN, 4, 2), calls)).run([Ticket(run)])
+    assert len(failures) == 1
+    assert store.load_run(run.run_id).state is RunState.SUCCEEDED
+    assert submits(fake) == 1
+
+
+def test_a_submit_that_finds_the_login_host_unreachable_is_not_tried_again(store, fake, tmp_path):
+    (run,) = make_runs(store, tmp_path, [1])
+    fake._slurm_submit = lambda extra: unreachable("Submit | Submit the array")
+    life = JobLifecycle(fake, store, retry=NO_RETRY)
+    log_path = store.root / "tmp" / "slurm.log"
+    calls = SlurmCalls(fake, LOGIN, life.stop, life.paths, log_path, RetryPolicy((0.01,)))
+    Scheduler(life, SlurmBackend(life, SlurmSettings(LOGIN, 4, 2), calls)).run([Ticket(run)])
+    record = store.load_run(run.run_id)
+    assert (record.state, record.failure.reason) == (
+        RunState.FAILED,
+        FailureReason.HOST_UNREACHABLE,
+    )
+    assert submits(fake) == 1  # its sbatch may have run: a second could run it twice
+
+
+def test_retries_resubmit_a_failed_run_in_a_new_array(store, fake, tmp_path):
+    color = tmp_path / "color.mp4"
+    color.write_bytes(b"color video bytes")
+    job = Job("flaky", "a prompt", {"color": color}, {"edge": 1.0}, timeout=60, retries=1)
+    record = RunRecord(f"{BATCH_ID}.flaky", BATCH_ID, job.name)
+    store.save_run(record)
+    run = prepare(store, BATCH_ID, record.run_id, job)
+    fake.ends[run.run_id], fake.exit_codes[run.run_id] = "FAILED", 3
+    submit = fake._slurm_submit
+
+    def second_succeeds(extra):
+        if fake.arrays:
+            fake.ends.clear()
+            fake.exit_codes.clear()
+        return submit(extra)
+
+    fake._slurm_submit = second_succeeds
+    run_all(store, fake, [run])
+    assert [a.run_ids for a in fake.arrays] == [[run.run_id], [run.run_id]]
+    record = store.load_run(run.run_id)
+    assert record.state is RunState.SUCCEEDED, record.failure
+    assert record.slurm_job_id == fake.arrays[1].job_id
+    notes = [note.text for note in record.notes]
+    assert "retry 1 of 1 after: container exited with code 3" in notes
+    assert [n for n in notes if n.startswith("submitted")] == [
+        "submitted to Slurm as 100_0", "submitted to Slurm as 101_0",
+    ]  # fmt: skip

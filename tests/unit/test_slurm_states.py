@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cosmos_driver.records import FailureReason, RunState
-from cosmos_driver.slurm_states import read_state, task_states
+from cosmos_driver.slurm_states import jobs_by_name, read_state, task_states
 
 F = FailureReason
 
@@ -80,3 +80,25 @@ def test_task_states_merge_squeue_rows_with_ended_lines_of_this_job_only():
     }  # fmt: skip
     assert "JobArrayTaskLimit" in states[1].detail
     assert states[0].detail == "running in Slurm: RUNNING"
+
+
+def test_jobs_by_name_read_squeue_jobcomp_and_sacct_rows_of_the_names_asked_only():
+    rows = [
+        "120|cosmos-b-1.1gpu.aaaa",  # squeue %F|%j, one row per task
+        "120|cosmos-b-1.1gpu.aaaa",
+        "JobId=131 UserId=u(1) Name=cosmos-b-1.2gpu.bbbb JobState=COMPLETED ArrayJobId=130 "
+        "ArrayTaskId=1",
+        "140_3|cosmos-b-1.1gpu.cccc",  # sacct JobID|JobName
+        "150_[0-3%4]|cosmos-b-1.1gpu.dddd",  # sacct's pending array
+        "160|someone-else",
+    ]
+    names = frozenset(
+        {"cosmos-b-1.1gpu.aaaa", "cosmos-b-1.2gpu.bbbb", "cosmos-b-1.1gpu.cccc",
+         "cosmos-b-1.1gpu.dddd", "cosmos-b-1.1gpu.eeee"}
+    )  # fmt: skip
+    assert jobs_by_name(rows, names) == {
+        "cosmos-b-1.1gpu.aaaa": "120",
+        "cosmos-b-1.2gpu.bbbb": "130",
+        "cosmos-b-1.1gpu.cccc": "140",
+        "cosmos-b-1.1gpu.dddd": "150",
+    }
