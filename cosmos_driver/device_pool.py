@@ -100,7 +100,9 @@ class DevicePool:
                 self.cond.wait(0.5)
             for device in mine:
                 if device.holder is None:
-                    device.holder, device.successor = run.run_id, None
+                    device.holder = run.run_id
+                    if device.successor == run.run_id:
+                        device.successor = None
             after = {d.holder_container for d in mine if d.holder != run.run_id}
         return replace(placement, after=tuple(sorted(a for a in after if a)))
 
@@ -110,7 +112,8 @@ class DevicePool:
                 if device.index in placement.devices:
                     device.holder = run.run_id
                     device.holder_container = run.container_name
-                    device.successor = None
+                    if device.successor == run.run_id:  # a run staged after it stays
+                        device.successor = None
             self.cond.notify_all()
         self._changed()
 
