@@ -178,16 +178,7 @@ def test_kill_with_no_driver_alive_scancels_the_task_and_records_it_cancelled(
         tmp_path, "slurm-kill-alone", [job("long", env={"COSMOS_SIM_DURATION": "120"})]
     )
     state = tmp_path / "state"
-    first = subprocess.Popen(
-        [COSMOS, "infer", "--batch", str(batch), "--state-dir", str(state),
-         "--inventory", str(slurm_inventory), "--json"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    try:
-        assert wait_until(lambda: _states(state) == ["running"], 120, 0.5), _states(state)
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait(30)
+    _infer_until_then_kill_9(batch, state, slurm_inventory, lambda: _states(state) == ["running"])
     (run_id,) = records(state)
     killed = cosmos("kill", "--run", run_id, "--grace", "5", "--state-dir", str(state),
                     "--inventory", str(slurm_inventory), "--json")  # fmt: skip
@@ -231,6 +222,21 @@ def test_the_same_batch_file_runs_unchanged_on_ssh_hosts_and_on_slurm(
         assert ssh[run_id]["outputs"] == on_slurm[run_id]["outputs"]
 
 
+def _infer_until_then_kill_9(batch: Path, state: Path, inventory: Path, ready) -> None:
+    """`cosmos infer` in its own process group until `ready()`, then the whole group killed
+    with SIGKILL, as a driver dies without a chance to clean up."""
+    first = subprocess.Popen(
+        [COSMOS, "infer", "--batch", str(batch), "--state-dir", str(state),
+         "--inventory", str(inventory), "--json"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert wait_until(ready, 180, 0.5), records(state)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(30)
+
+
 def _states(state: Path) -> list[str]:
     return [r["state"] for r in records(state).values()]
 
@@ -249,16 +255,9 @@ def test_the_same_infer_after_kill_9_adopts_the_array_and_submits_nothing_again(
     batch = write_batch(tmp_path, "slurm-resume", [job("resume", env=env, **sweep)])
     state = tmp_path / "state"
     jobcomp_before = len(slurm.jobcomp_file(lab.paths).read_text().splitlines())
-    first = subprocess.Popen(
-        [COSMOS, "infer", "--batch", str(batch), "--state-dir", str(state),
-         "--inventory", str(slurm_inventory), "--json"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    try:
-        assert wait_until(lambda: _submitted_and_one_running(state), 180, 0.5), records(state)
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait(30)
+    _infer_until_then_kill_9(
+        batch, state, slurm_inventory, lambda: _submitted_and_one_running(state)
+    )
     before = records(state)
     assert not all(r["state"] == "succeeded" for r in before.values()), before
     if not job_ids_recorded:
